@@ -1,0 +1,91 @@
+"""`mnist-train` end to end: bad input gives one line, the gate refuses, real MNIST trains."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.store import Store
+
+
+def mnist_train(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "training.cli", "--quiet", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> None:
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("mnist-train: error: ")
+    assert text in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_data_folder(tmp_path: Path) -> None:
+    proc = mnist_train("--data-dir", str(tmp_path / "nope"), "--store", str(tmp_path / "s"))
+    assert_one_line_error(proc, "nope: not a directory holding the MNIST IDX files")
+    assert not (tmp_path / "s").exists()
+
+
+def test_corrupt_idx_file(idx_dir: Path, tmp_path: Path) -> None:
+    (idx_dir / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    proc = mnist_train("--data-dir", str(idx_dir), "--store", str(tmp_path / "s"))
+    assert_one_line_error(proc, "train-images-idx3-ubyte.gz: cannot read")
+
+
+def test_unwritable_store_fails_before_training(idx_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    proc = mnist_train("--data-dir", str(idx_dir), "--store", str(tmp_path / "file" / "s"))
+    assert_one_line_error(proc, "cannot write to the store (Not a directory)")
+
+
+@pytest.mark.integration
+def test_gate_refuses_and_publishes_nothing(idx_dir: Path, tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    proc = mnist_train(
+        "--data-dir", str(idx_dir), "--store", str(store.root), "--epochs", "1",
+        "--min-accuracy", "0.99", "--no-savedmodel",
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert "is below the gate --min-accuracy 0.99; nothing was published" in proc.stderr
+    assert store.versions() == []
+    assert not list(store.dir.glob(".tmp-*"))
+
+
+@pytest.mark.integration
+def test_seed_recipe_on_real_mnist_publishes_and_promotes(mnist_dir: Path, tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    first = mnist_train(
+        "--data-dir", str(mnist_dir), "--store", str(store.root), "--promote", "production"
+    )
+    assert first.returncode == 0, first.stderr
+    manifest = store.manifest(1)
+    assert manifest["metrics"]["accuracy"] >= 0.975
+    assert manifest["recipe"]["name"] == "seed" and manifest["recipe"]["epochs"] == 5
+    assert manifest["model"]["parameters"] == 407050
+    assert len(manifest["data"]["files"]) == 4 and len(manifest["data"]["fingerprint"]) == 64
+    assert {"model.keras", "history.json", "training-curves.png", "saved_model.pb"} <= set(
+        manifest["files"]
+    )
+    history = json.loads((store.dir / "1" / "history.json").read_text())
+    assert len(history["val_accuracy"]) == 5
+    assert store.verify(1) == [] and store.aliases() == {"production": 1}
+    assert "promoted: 'production' -> version 1" in first.stdout
+
+    # A far worse second run is published as version 2 but does not take the alias.
+    second = mnist_train(
+        "--data-dir", str(mnist_dir), "--store", str(store.root), "--promote", "production",
+        "--train-limit", "600", "--epochs", "1", "--min-accuracy", "0", "--no-savedmodel",
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    assert store.versions() == [1, 2]
+    assert "not promoted: test accuracy" in second.stdout
+    assert store.aliases() == {"production": 1}

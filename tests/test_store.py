@@ -1,0 +1,194 @@
+"""The versioned store: atomic publish, concurrent publishers, verify, aliases, prune."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from training.store import Store, StoreError
+
+
+def publish(store: Store, payload: str = "weights", **manifest: object) -> int:
+    with store.publishing() as staging:
+        (staging / "model.keras").write_text(payload)
+        (staging / "sub").mkdir()
+        (staging / "sub" / "part.bin").write_bytes(payload.encode() * 1000)
+        return store.commit(staging, {"metrics": {"accuracy": 0.98}, **manifest})
+
+
+def test_first_publishes_are_numbered_from_one(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert [publish(store), publish(store)] == [1, 2]
+    manifest = store.manifest(2)
+    assert manifest["version"] == 2 and manifest["name"] == "mnist"
+    assert set(manifest["files"]) == {"model.keras", "sub/part.bin"}
+    assert store.verify(1) == [] and store.verify(2) == []
+    assert not list(store.dir.glob(".tmp-*"))
+
+
+def test_only_canonical_numbers_are_versions(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    publish(store)
+    for name in (".tmp-abc", "07", "0", "latest", "3a"):
+        (store.dir / name).mkdir()
+    (store.dir / "5").write_text("a file, not a folder")
+    assert store.versions() == [1]
+    assert publish(store) == 2
+
+
+def test_version_taken_meanwhile_goes_to_the_next_number(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    publish(store)
+    with store.publishing() as staging:
+        (staging / "model.keras").write_text("late")
+        publish(store)  # another publisher takes 2 while this one is staging
+        assert store.commit(staging, {}) == 3
+    assert store.manifest(3)["version"] == 3
+
+
+def _publish_many(root: str, count: int, queue: multiprocessing.Queue) -> None:
+    store = Store(Path(root))
+    queue.put([publish(store, payload=f"{os.getpid()}-{i}") for i in range(count)])
+
+
+def _watch(root: str, stop: multiprocessing.Event, queue: multiprocessing.Queue) -> None:
+    """Check every version as soon as it appears; report any that is not whole."""
+    store, bad, seen = Store(Path(root)), [], set()
+    while not stop.is_set() or len(seen) < len(store.versions()):
+        for version in store.versions():
+            if version not in seen:
+                seen.add(version)
+                problems = store.verify(version)
+                if problems:
+                    bad.append((version, problems))
+    queue.put((sorted(seen), bad))
+
+
+def test_concurrent_publishers_get_distinct_whole_versions(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue, watch_queue, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    watcher = ctx.Process(target=_watch, args=(str(tmp_path), stop, watch_queue))
+    watcher.start()
+    workers = [ctx.Process(target=_publish_many, args=(str(tmp_path), 5, queue)) for _ in range(6)]
+    for w in workers:
+        w.start()
+    got = [v for _ in workers for v in queue.get(timeout=60)]
+    for w in workers:
+        w.join(timeout=30)
+    stop.set()
+    seen, bad = watch_queue.get(timeout=60)
+    watcher.join(timeout=30)
+    assert sorted(got) == list(range(1, 31))
+    assert bad == []
+    assert seen == list(range(1, 31))
+    store = Store(tmp_path)
+    assert all(store.manifest(v)["version"] == v for v in store.versions())
+
+
+def _killed_midway(root: str) -> None:
+    store = Store(Path(root))
+    with store.publishing() as staging:
+        (staging / "model.keras").write_text("half of it")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_publish_killed_midway_stays_invisible_and_prune_removes_it(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    publish(store)
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_killed_midway, args=(str(tmp_path),)
+    )
+    proc.start()
+    proc.join(timeout=60)
+    assert proc.exitcode == -signal.SIGKILL
+    assert store.versions() == [1]
+    assert len(list(store.dir.glob(".tmp-*"))) == 1
+    removed, cleaned = store.prune(keep=5)
+    assert removed == [] and len(cleaned) == 1
+    assert not list(store.dir.glob(".tmp-*"))
+    assert publish(store) == 2
+
+
+def test_prune_leaves_a_live_publish_alone(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with store.publishing() as staging:
+        assert store.prune(keep=1) == ([], [])
+        assert staging.is_dir()
+
+
+def test_verify_catches_a_tampered_missing_or_extra_file(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    publish(store)
+    folder = store.dir / "1"
+    (folder / "model.keras").write_text("weights, altered")
+    (folder / "sub" / "part.bin").unlink()
+    (folder / "extra.txt").write_text("planted")
+    problems = store.verify(1)
+    assert problems[0] == "sub/part.bin: missing"
+    assert problems[1] == "extra.txt: not in the manifest"
+    assert problems[2].startswith("model.keras: sha256 ")
+    assert "does not match the manifest's" in problems[2]
+
+
+def test_verify_reports_a_broken_manifest(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    publish(store)
+    (store.dir / "1" / "manifest.json").write_text("{not json")
+    assert "no usable file list" in store.verify(1)[0]
+
+
+def test_promote_and_rollback_walk_back_through_history(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for _ in range(3):
+        publish(store)
+    assert store.set_alias("production", 1) is None
+    assert store.set_alias("production", 2) == 1
+    assert store.set_alias("production", 3) == 2
+    assert json.loads((store.dir / "aliases.json").read_text()) == {"production": 3}
+    assert store.rollback("production") == 2
+    assert store.rollback("production") == 1
+    with pytest.raises(StoreError, match="alias 'production' has no earlier version"):
+        store.rollback("production")
+    assert store.aliases() == {"production": 1}
+
+
+def test_alias_to_a_missing_version_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    publish(store)
+    with pytest.raises(StoreError, match="mnist: no version 4 in"):
+        store.set_alias("production", 4)
+    assert store.aliases() == {}
+
+
+def test_rollback_of_an_unset_alias(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="alias 'staging' is not set"):
+        Store(tmp_path).rollback("staging")
+
+
+def test_prune_keeps_newest_and_aliased(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for _ in range(6):
+        publish(store)
+    store.set_alias("production", 2)
+    removed, _ = store.prune(keep=2)
+    assert removed == [1, 3, 4]
+    assert store.versions() == [2, 5, 6]
+    assert publish(store) == 7  # numbers are never reused while newer ones exist
+
+
+def test_prune_needs_keep_of_at_least_one(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="--keep must be at least 1, got 0"):
+        Store(tmp_path).prune(keep=0)
+
+
+def test_unwritable_store_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    store = Store(tmp_path / "file" / "store")
+    with pytest.raises(StoreError, match="cannot write to the store \\(Not a directory\\)"):
+        with store.publishing():
+            pass

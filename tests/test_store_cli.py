@@ -1,0 +1,80 @@
+"""`mnist-models` sub-commands, through their entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_store import publish
+from training.store import Store
+from training.store_cli import main
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    store = Store(tmp_path)
+    for _ in range(3):
+        publish(store, recipe={"name": "seed"}, created_at="2026-11-24T00:00:00+00:00")
+    return store
+
+
+def run(store: Store, *args: str) -> int:
+    return main(["--store", str(store.root), *args])
+
+
+def test_list_shows_versions_accuracy_and_aliases(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.set_alias("production", 2)
+    assert run(store, "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["version", "accuracy", "recipe", "created_at", "aliases"]
+    assert lines[2].split() == ["2", "0.9800", "seed", "2026-11-24T00:00:00+00:00", "production"]
+    assert len(lines) == 4
+
+
+def test_list_of_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--store", str(tmp_path), "list"]) == 0
+    assert capsys.readouterr().out.startswith("no versions in ")
+
+
+def test_show_prints_the_manifest(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(store, "show", "3") == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 3
+
+
+def test_show_of_a_missing_version_is_one_line(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(store, "show", "9") == 1
+    err = capsys.readouterr().err
+    assert err == f"mnist-models: error: mnist: no version 9 in {store.dir}\n"
+
+
+def test_promote_then_rollback(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(store, "promote", "1") == 0
+    assert run(store, "promote", "3", "--alias", "production") == 0
+    assert run(store, "rollback") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["'production': unset -> 1", "'production': 1 -> 3", "'production': 3 -> 1"]
+    assert store.aliases() == {"production": 1}
+
+
+def test_verify_fails_on_a_tampered_version(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(store, "verify") == 0
+    (store.dir / "2" / "model.keras").write_text("tampered")
+    assert run(store, "verify") == 1
+    out = capsys.readouterr().out
+    assert "version 2: FAILED\n  model.keras: sha256" in out
+    assert "version 3: ok" in out
+
+
+def test_prune_reports_what_it_removed(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    store.set_alias("production", 1)
+    assert run(store, "prune", "--keep", "1") == 0
+    assert "removed versions: 2" in capsys.readouterr().out
+    assert store.versions() == [1, 3]

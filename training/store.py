@@ -1,0 +1,275 @@
+"""The writing side of the versioned model store (format: models/README.md).
+
+Versions are immutable numbered folders, published by an atomic rename of a hidden staging
+folder; aliases live in `aliases.json`, replaced atomically. No TensorFlow here, so the
+`mnist-models` CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+VERSION_RE = re.compile(r"[1-9][0-9]*")
+STAGING_PREFIX = ".tmp-"
+MANIFEST = "manifest.json"
+ALIASES = "aliases.json"
+ALIAS_HISTORY = "alias-history.json"
+FORMAT_VERSION = 1
+
+
+class StoreError(Exception):
+    """The store cannot be read or written, or a version is not what it should be."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file below `folder` except the manifest, by POSIX relative path."""
+    return {
+        path.relative_to(folder).as_posix(): sha256_file(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST
+    }
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file beside `path`, fsync, rename over it: all or nothing."""
+    tmp = path.with_name(f"{STAGING_PREFIX}{path.name}.{uuid.uuid4().hex}")
+    try:
+        with tmp.open("w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+class Store:
+    """One model's folder in the store: `<root>/<name>/<version>/`."""
+
+    def __init__(self, root: Path, name: str = "mnist") -> None:
+        self.root = root
+        self.name = name
+        self.dir = root / name
+
+    # -- reading -------------------------------------------------------------------------
+
+    def versions(self) -> list[int]:
+        """Published versions, ascending; staging folders and other names are ignored."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(
+            int(p.name) for p in self.dir.iterdir() if VERSION_RE.fullmatch(p.name) and p.is_dir()
+        )
+
+    def version_dir(self, version: int) -> Path:
+        """The folder of a published version; StoreError if there is none."""
+        path = self.dir / str(version)
+        if version < 1 or not path.is_dir():
+            raise StoreError(f"{self.name}: no version {version} in {self.dir}")
+        return path
+
+    def manifest(self, version: int) -> dict[str, Any]:
+        """The parsed manifest.json of a version."""
+        path = self.version_dir(version) / MANIFEST
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{path}: unreadable manifest ({exc})") from exc
+
+    def aliases(self) -> dict[str, int]:
+        """Alias name -> version, `{}` when no alias was ever set."""
+        return {k: int(v) for k, v in self._read_json(self.dir / ALIASES, {}).items()}
+
+    def verify(self, version: int) -> list[str]:
+        """Problems with a version's files against its manifest; empty when it is intact."""
+        folder = self.version_dir(version)
+        try:
+            expected: dict[str, str] = self.manifest(version)["files"]
+        except (StoreError, KeyError, TypeError) as exc:
+            return [f"{folder / MANIFEST}: no usable file list ({exc})"]
+        actual = checksums(folder)
+        problems = [f"{name}: missing" for name in sorted(set(expected) - set(actual))]
+        problems += [f"{name}: not in the manifest" for name in sorted(set(actual) - set(expected))]
+        problems += [
+            f"{name}: sha256 {actual[name][:12]}... does not match the manifest's "
+            f"{expected[name][:12]}..."
+            for name in sorted(set(actual) & set(expected))
+            if actual[name] != expected[name]
+        ]
+        return problems
+
+    # -- publishing ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def publishing(self) -> Iterator[Path]:
+        """A fresh hidden staging folder to fill and `commit`; removed if the block fails.
+
+        A shared lock is held throughout, so `prune` never takes a live staging folder for a
+        leftover; a publisher that is killed drops the lock with its process.
+        """
+        with self._publish_lock(shared=True):
+            staging = self.dir / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+            try:
+                staging.mkdir()
+            except OSError as exc:
+                raise StoreError(f"{self.dir}: cannot write to the store ({exc.strerror})") from exc
+            try:
+                yield staging
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+
+    def commit(self, staging: Path, manifest: dict[str, Any]) -> int:
+        """Checksum, fsync and rename a `publishing()` folder to the next free version."""
+        manifest = {**manifest, "name": self.name, "format": FORMAT_VERSION}
+        manifest["files"] = checksums(staging)
+        _fsync_tree(staging)
+        version = max(self.versions(), default=0) + 1
+        while True:
+            manifest["version"] = version
+            write_json_atomic(staging / MANIFEST, manifest)
+            try:
+                # rename(2) refuses a non-empty target, so two publishers can never share a
+                # number: the loser sees EEXIST/ENOTEMPTY and tries the next one.
+                os.rename(staging, self.dir / str(version))
+            except OSError as exc:
+                if not (self.dir / str(version)).exists():
+                    raise StoreError(f"{self.dir}: cannot publish ({exc.strerror})") from exc
+                version += 1
+                continue
+            _fsync_dir(self.dir)
+            return version
+
+    # -- aliases -------------------------------------------------------------------------
+
+    def set_alias(self, alias: str, version: int) -> int | None:
+        """Point `alias` at `version` (which must exist); returns the version it named."""
+        self.version_dir(version)
+        with self._alias_lock():
+            aliases = self.aliases()
+            previous = aliases.get(alias)
+            if previous == version:
+                return previous
+            history = self._alias_history()
+            stack = history.setdefault(alias, [] if previous is None else [previous])
+            stack.append(version)
+            write_json_atomic(self.dir / ALIAS_HISTORY, history)
+            write_json_atomic(self.dir / ALIASES, {**aliases, alias: version})
+            return previous
+
+    def rollback(self, alias: str) -> int:
+        """Point `alias` back at the version it named before; returns that version."""
+        with self._alias_lock():
+            aliases = self.aliases()
+            if alias not in aliases:
+                raise StoreError(f"{self.name}: alias {alias!r} is not set")
+            history = self._alias_history()
+            stack = [v for v in history.get(alias, []) if (self.dir / str(v)).is_dir()]
+            while stack and stack[-1] == aliases[alias]:
+                stack.pop()
+            if not stack:
+                raise StoreError(f"{self.name}: alias {alias!r} has no earlier version to go to")
+            history[alias] = stack
+            write_json_atomic(self.dir / ALIAS_HISTORY, history)
+            write_json_atomic(self.dir / ALIASES, {**aliases, alias: stack[-1]})
+            return stack[-1]
+
+    # -- pruning -------------------------------------------------------------------------
+
+    def prune(self, keep: int) -> tuple[list[int], list[str]]:
+        """Delete all but the newest `keep` versions, sparing aliased ones, and leftover
+        staging folders; returns (versions removed, staging folders removed)."""
+        if keep < 1:
+            raise StoreError(f"--keep must be at least 1, got {keep}")
+        protected = set(self.aliases().values()) | set(self.versions()[-keep:])
+        removed = [v for v in self.versions() if v not in protected]
+        for version in removed:
+            # Rename first, so no reader ever sees a half-deleted version.
+            doomed = self.dir / f"{STAGING_PREFIX}deleted-{version}-{uuid.uuid4().hex}"
+            os.rename(self.dir / str(version), doomed)
+            shutil.rmtree(doomed)
+        cleaned: list[str] = []
+        with contextlib.suppress(BlockingIOError), self._publish_lock(shared=False, wait=False):
+            # Only when no publish holds the lock: its staging folder is not a leftover.
+            for path in self.dir.glob(f"{STAGING_PREFIX}*"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                cleaned.append(path.name)
+        return removed, cleaned
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _alias_history(self) -> dict[str, list[int]]:
+        return {
+            k: [int(v) for v in vs]
+            for k, vs in self._read_json(self.dir / ALIAS_HISTORY, {}).items()
+        }
+
+    @staticmethod
+    def _read_json(path: Path, default: Any) -> Any:
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return default
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{path}: unreadable ({exc})") from exc
+
+    @contextlib.contextmanager
+    def _alias_lock(self) -> Iterator[None]:
+        with self._lock(".aliases.lock", fcntl.LOCK_EX):
+            yield
+
+    @contextlib.contextmanager
+    def _publish_lock(self, *, shared: bool, wait: bool = True) -> Iterator[None]:
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        with self._lock(".publish.lock", mode if wait else mode | fcntl.LOCK_NB):
+            yield
+
+    @contextlib.contextmanager
+    def _lock(self, name: str, mode: int) -> Iterator[None]:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fh = (self.dir / name).open("a")
+        except OSError as exc:
+            raise StoreError(f"{self.dir}: cannot write to the store ({exc.strerror})") from exc
+        with fh:
+            fcntl.flock(fh, mode)
+            yield
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+        else:
+            _fsync_dir(path)
+    _fsync_dir(folder)

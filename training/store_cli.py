@@ -1,0 +1,119 @@
+"""`mnist-models`: list, show, promote, roll back, verify and prune the versions in a store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from training.store import Store, StoreError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Sub-commands and their flags; MNIST_STORE supplies the default store."""
+    p = argparse.ArgumentParser(prog="mnist-models", description=__doc__)
+    default_store = os.environ.get("MNIST_STORE") or "models"
+    p.add_argument("--store", type=Path, default=Path(default_store))
+    p.add_argument("--name", default="mnist", help="model name: the folder inside the store")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="versions, their accuracy, and the aliases naming them")
+    show = sub.add_parser("show", help="print a version's manifest")
+    show.add_argument("version", type=int)
+    promote = sub.add_parser("promote", help="point an alias at a version")
+    promote.add_argument("version", type=int)
+    promote.add_argument("--alias", default="production")
+    rollback = sub.add_parser("rollback", help="point an alias back at its previous version")
+    rollback.add_argument("--alias", default="production")
+    verify = sub.add_parser("verify", help="check files against manifest checksums")
+    verify.add_argument("version", type=int, nargs="?")
+    prune = sub.add_parser("prune", help="delete old versions (never aliased ones)")
+    prune.add_argument("--keep", type=int, required=True)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `mnist-models`."""
+    args = parse_args(argv)
+    store = Store(args.store, args.name)
+    try:
+        return COMMANDS[args.command](store, args)
+    except StoreError as exc:
+        print(f"mnist-models: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_list(store: Store, args: argparse.Namespace) -> int:
+    """One line per version: number, accuracy, recipe, created_at, aliases."""
+    aliases = store.aliases()
+    versions = store.versions()
+    if not versions:
+        print(f"no versions in {store.dir}")
+        return 0
+    print(f"{'version':>7}  {'accuracy':>8}  {'recipe':<8}  {'created_at':<25}  aliases")
+    for version in versions:
+        try:
+            manifest = store.manifest(version)
+            accuracy = f"{manifest['metrics']['accuracy']:.4f}"
+            recipe, created = manifest["recipe"]["name"], manifest["created_at"]
+        except (StoreError, KeyError, TypeError):
+            accuracy, recipe, created = "?", "?", "unreadable manifest"
+        names = ",".join(sorted(a for a, v in aliases.items() if v == version))
+        print(f"{version:>7}  {accuracy:>8}  {recipe:<8}  {created:<25}  {names}")
+    return 0
+
+
+def cmd_show(store: Store, args: argparse.Namespace) -> int:
+    """The manifest of one version, as JSON."""
+    print(json.dumps(store.manifest(args.version), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_promote(store: Store, args: argparse.Namespace) -> int:
+    """Point the alias at the version, remembering the one it named for `rollback`."""
+    previous = store.set_alias(args.alias, args.version)
+    print(f"{args.alias!r}: {previous if previous is not None else 'unset'} -> {args.version}")
+    return 0
+
+
+def cmd_rollback(store: Store, args: argparse.Namespace) -> int:
+    """Point the alias back at the version it named before the last promotion."""
+    current = store.aliases().get(args.alias)
+    version = store.rollback(args.alias)
+    print(f"{args.alias!r}: {current} -> {version}")
+    return 0
+
+
+def cmd_verify(store: Store, args: argparse.Namespace) -> int:
+    """Checksums of one or all versions; exit 1 if any file does not match."""
+    versions = [args.version] if args.version is not None else store.versions()
+    failed = 0
+    for version in versions:
+        problems = store.verify(version)
+        failed += bool(problems)
+        print(f"version {version}: {'ok' if not problems else 'FAILED'}")
+        for problem in problems:
+            print(f"  {problem}")
+    return 1 if failed else 0
+
+
+def cmd_prune(store: Store, args: argparse.Namespace) -> int:
+    """Remove old versions and leftover staging folders."""
+    removed, cleaned = store.prune(args.keep)
+    print(f"removed versions: {', '.join(map(str, removed)) or 'none'}")
+    print(f"removed staging folders: {', '.join(cleaned) or 'none'}")
+    return 0
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "show": cmd_show,
+    "promote": cmd_promote,
+    "rollback": cmd_rollback,
+    "verify": cmd_verify,
+    "prune": cmd_prune,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())
