@@ -75,12 +75,12 @@ def augmented_epochs(images: np.ndarray, recipe: Recipe, chunk: int = 4096) -> I
 
     def one_epoch(epoch: int) -> np.ndarray:
         rng = np.random.default_rng([recipe.seed, epoch])
-        return np.concatenate(
-            [
-                distort(images[i : i + chunk].astype(np.float32) / 255, aug, rng, bank)
-                for i in range(0, len(images), chunk)
-            ]
-        )
+        out = images.reshape(len(images), -1).astype(np.float32) / 255
+        chosen = np.flatnonzero(rng.random(len(images)) < aug.probability)
+        for i in range(0, len(chosen), chunk):
+            rows = chosen[i : i + chunk]
+            out[rows] = distort(images[rows].astype(np.float32) / 255, aug, rng, bank)
+        return out
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         upcoming = pool.submit(one_epoch, 0)

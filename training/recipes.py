@@ -20,6 +20,7 @@ class Augmentation:
     shift_pixels: float = 0.0
     elastic_alpha: float = 0.0  # largest elastic displacement in pixels; 0 turns it off
     elastic_sigma: float = 4.0  # smoothness of the elastic field, in pixels
+    probability: float = 1.0  # fraction of the images distorted each epoch; the rest stay clean
 
     @property
     def enabled(self) -> bool:

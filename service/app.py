@@ -1,0 +1,69 @@
+"""The FastAPI application factory: `uvicorn --factory service.app:create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from service.errors import install_error_handlers
+from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout
+from service.registry import ModelRegistry
+from service.routes import health, models, predict
+from service.settings import Settings
+from service.store import ModelStore
+
+log = logging.getLogger("service.app")
+
+
+async def poll_store(registry: ModelRegistry, interval: float) -> None:
+    """Follow the store forever: every `interval` seconds, swap in a new target version."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(registry.refresh)
+        except Exception:  # the poller must outlive any surprise; the served model stays
+            log.exception("store poll failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the model loads in the lifespan, not at import time."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = ModelRegistry(
+            ModelStore(settings.store, settings.model), settings.alias, settings.pinned_versions
+        )
+        app.state.settings = settings
+        app.state.registry = registry
+        await run_in_threadpool(registry.refresh)
+        if registry.current is None:
+            log.warning("no model in %s yet; /readyz stays 503 until one loads", settings.store)
+        poller = asyncio.create_task(poll_store(registry, settings.poll_interval))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+    app = FastAPI(
+        title="MNIST digit classifier",
+        version="1",
+        description="Classifies images of handwritten digits with the served model version.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(predict.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+    # Outermost last: the timeout sees everything, then the in-flight cap, then the body cap.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout)
+    return app

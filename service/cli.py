@@ -1,0 +1,66 @@
+"""`mnist-serve`: validate flags into Settings, then run uvicorn with N workers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+FLAGS = {
+    "store": str,
+    "model": str,
+    "alias": str,
+    "host": str,
+    "port": int,
+    "workers": int,
+    "poll_interval": float,
+    "max_body_bytes": int,
+    "max_pixels": int,
+    "max_batch": int,
+    "max_in_flight": int,
+    "request_timeout": float,
+}
+
+
+def parse_args(argv: list[str] | None = None) -> dict[str, object]:
+    """Flags that were given; the rest come from MNIST_* variables or defaults."""
+    p = argparse.ArgumentParser(prog="mnist-serve", description=__doc__)
+    for name, kind in FLAGS.items():
+        field = Settings.model_fields[name]
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=field.description)
+    return {k: v for k, v in vars(p.parse_args(argv)).items() if v is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `mnist-serve`."""
+    flags = parse_args(argv)
+    try:
+        settings = Settings(**flags)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"mnist-serve: error: --{first['loc'][0]}: {first['msg']}", file=sys.stderr)
+        return 2
+    # Each worker process builds its own app from the environment, so the flags go there.
+    for name, value in settings.model_dump().items():
+        os.environ[f"MNIST_{name.upper()}"] = str(value)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        timeout_graceful_shutdown=30,
+        log_level="info",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Which model version is served, and how a new one replaces it.
+
+Load before unload, as TensorFlow Serving does: a candidate version is verified against its
+manifest's checksums, parsed, and warmed with a prediction before one reference assignment
+swaps it in. Requests that already hold the old model finish with it. A version that fails
+any step is logged, remembered, and skipped; the served one stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from service.errors import ModelNotReady, VersionNotFound, VersionUnavailable
+from service.runtime import DenseModel, UnsupportedModel, load_keras
+from service.store import ModelStore, StoreUnreadable
+
+log = logging.getLogger("service.registry")
+
+INPUT_SIZE = 784
+OUTPUT_SIZE = 10
+
+
+class LoadFailed(Exception):
+    """A version could not be verified, parsed or warmed up."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified, warmed model and what the store says about it."""
+
+    name: str
+    version: int
+    model: DenseModel
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        value = self.manifest.get("metrics", {}).get("accuracy")
+        return float(value) if isinstance(value, int | float) else None
+
+
+def load_version(store: ModelStore, version: int) -> LoadedModel:
+    """Verify, parse and warm up one version; LoadFailed says which step failed."""
+    try:
+        manifest = store.manifest(version)
+    except StoreUnreadable as exc:
+        raise LoadFailed(f"version {version}: unreadable manifest ({exc})") from exc
+    problems = store.verify(version, manifest)
+    if problems:
+        raise LoadFailed(f"version {version}: checksums fail: {'; '.join(problems[:3])}")
+    try:
+        model = load_keras(store.dir / str(version) / "model.keras")
+    except UnsupportedModel as exc:
+        raise LoadFailed(f"version {version}: {exc}") from exc
+    _warm_up(model, version)
+    return LoadedModel(store.name, version, model, manifest)
+
+
+def _warm_up(model: DenseModel, version: int) -> None:
+    if (model.input_size, model.output_size) != (INPUT_SIZE, OUTPUT_SIZE):
+        raise LoadFailed(
+            f"version {version}: model maps {model.input_size} inputs to {model.output_size} "
+            f"outputs; the service needs {INPUT_SIZE} -> {OUTPUT_SIZE}"
+        )
+    probabilities = model.predict(np.zeros((2, INPUT_SIZE), np.float32))
+    if not (np.isfinite(probabilities).all() and np.allclose(probabilities.sum(axis=1), 1, 1e-3)):
+        raise LoadFailed(f"version {version}: warm-up prediction is not a probability vector")
+
+
+class ModelRegistry:
+    """Holds the served model and a few pinned ones; `refresh` follows the store."""
+
+    def __init__(self, store: ModelStore, alias: str, pinned_capacity: int = 2) -> None:
+        self.store = store
+        self.alias = alias
+        self.current: LoadedModel | None = None
+        self.load_failures = 0
+        self._failed: set[int] = set()
+        self._pinned: OrderedDict[int, LoadedModel] = OrderedDict()
+        self._pinned_capacity = pinned_capacity
+        self._lock = threading.Lock()  # one refresh or pinned load at a time
+
+    def refresh(self) -> bool:
+        """Load and swap in the version the store now names; True if the served one changed."""
+        with self._lock:
+            try:
+                target = self.store.target(self.alias)
+            except StoreUnreadable as exc:
+                log.warning("store unreadable, keeping the served version: %s", exc)
+                return False
+            served = self.current.version if self.current else None
+            if target is None or target == served or target in self._failed:
+                return False
+            try:
+                loaded = load_version(self.store, target)
+            except LoadFailed as exc:
+                self._failed.add(target)
+                self.load_failures += 1
+                log.error("skipping %s %s; still serving %s", self.store.name, exc, served)
+                return False
+            self.current = loaded  # the swap: one reference assignment
+            log.info("serving %s version %d (was %s)", self.store.name, target, served)
+            return True
+
+    def get(self, version: int | None = None) -> LoadedModel:
+        """The served model, or a pinned version (loaded on first use)."""
+        current = self.current
+        if version is None or (current is not None and version == current.version):
+            if current is None:
+                raise ModelNotReady(
+                    f"no model is loaded yet: the store {self.store.dir} has no usable version",
+                    headers={"Retry-After": "5"},
+                )
+            return current
+        return self._pinned_version(version)
+
+    def _pinned_version(self, version: int) -> LoadedModel:
+        with self._lock:
+            if version in self._pinned:
+                self._pinned.move_to_end(version)
+                return self._pinned[version]
+            if version not in self.store.versions():
+                known = ", ".join(map(str, self.store.versions())) or "none"
+                raise VersionNotFound(
+                    f"{self.store.name} has no version {version} (versions: {known})"
+                )
+            try:
+                loaded = load_version(self.store, version)
+            except LoadFailed as exc:
+                self.load_failures += 1
+                raise VersionUnavailable(f"{self.store.name} {exc}") from exc
+            if self._pinned_capacity:
+                self._pinned[version] = loaded
+                while len(self._pinned) > self._pinned_capacity:
+                    self._pinned.popitem(last=False)
+            return loaded

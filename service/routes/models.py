@@ -1,0 +1,58 @@
+"""GET /v1/models and /v1/models/{version}: what the store holds and what is served."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+from starlette.concurrency import run_in_threadpool
+
+from service.deps import RegistryDep
+from service.errors import VersionNotFound
+from service.registry import ModelRegistry
+from service.schemas import ErrorBody, ModelsOverview, VersionInfo
+from service.store import StoreUnreadable
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def _overview(registry: ModelRegistry) -> ModelsOverview:
+    store = registry.store
+    try:
+        aliases = store.aliases()
+    except StoreUnreadable:
+        aliases = {}
+    current = registry.current
+    return ModelsOverview(
+        model=store.name,
+        alias=registry.alias,
+        served_version=current.version if current else None,
+        versions=store.versions(),
+        aliases=aliases,
+    )
+
+
+def _version_info(registry: ModelRegistry, version: int) -> VersionInfo:
+    overview = _overview(registry)
+    if version not in overview.versions:
+        raise VersionNotFound(f"{overview.model} has no version {version}")
+    try:
+        manifest = registry.store.manifest(version)
+    except StoreUnreadable:
+        manifest = None
+    return VersionInfo(
+        version=version,
+        aliases=sorted(a for a, v in overview.aliases.items() if v == version),
+        served=version == overview.served_version,
+        manifest=manifest,
+    )
+
+
+@router.get("")
+async def list_models(registry: RegistryDep) -> ModelsOverview:
+    """Versions in the store, its aliases, and the version being served."""
+    return await run_in_threadpool(_overview, registry)
+
+
+@router.get("/{version}", responses={404: {"model": ErrorBody}})
+async def show_model(registry: RegistryDep, version: int = Path(ge=1)) -> VersionInfo:
+    """One version: its aliases, whether it is served, and its manifest."""
+    return await run_in_threadpool(_version_info, registry, version)

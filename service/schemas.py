@@ -1,0 +1,83 @@
+"""Response models: what the API returns, as it appears in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Prediction(BaseModel):
+    """The answer for one image."""
+
+    digit: int = Field(ge=0, le=9, description="the most probable digit")
+    confidence: float = Field(ge=0, le=1, description="probability of that digit")
+    probabilities: list[float] = Field(description="probabilities of the digits 0 to 9")
+    model: str = Field(description="model name in the store")
+    version: int = Field(description="model version that answered")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "digit": 7,
+                    "confidence": 0.9981,
+                    "probabilities": [0.0, 0.0, 0.0011, 0.0002, 0.0, 0.0, 0.0, 0.9981, 0.0, 0.0006],
+                    "model": "mnist",
+                    "version": 3,
+                }
+            ]
+        }
+    }
+
+
+class BatchItem(BaseModel):
+    """One image of a batch: a prediction, or the error it met."""
+
+    filename: str | None = None
+    prediction: Prediction | None = None
+    error: str | None = Field(None, description="error code, e.g. undecodable_image")
+    detail: str | None = None
+
+
+class BatchPrediction(BaseModel):
+    """Answers for a batch, in the order the files were sent."""
+
+    model: str
+    version: int
+    results: list[BatchItem]
+
+
+class VersionInfo(BaseModel):
+    """A version in the store, with its manifest."""
+
+    version: int
+    aliases: list[str]
+    served: bool
+    manifest: dict[str, Any] | None = Field(description="manifest.json, or null if unreadable")
+
+
+class ModelsOverview(BaseModel):
+    """The store as the service sees it."""
+
+    model: str
+    alias: str = Field(description="the alias this service follows")
+    served_version: int | None
+    versions: list[int]
+    aliases: dict[str, int]
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: str
+    model: str | None = None
+    version: int | None = None
+    detail: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    error: str = Field(description="machine-readable code, e.g. image_too_large")
+    detail: str = Field(description="what went wrong and what to do about it")

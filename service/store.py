@@ -1,0 +1,99 @@
+"""The reading side of the model store (format: models/README.md).
+
+Deliberately not an import of `training.store`: the two deployables share the format, not
+code, and this side only ever reads. `tests/test_contract.py` keeps them in agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+VERSION_RE = re.compile(r"[1-9][0-9]*")
+MANIFEST = "manifest.json"
+
+
+class StoreUnreadable(Exception):
+    """A file of the store could not be read or parsed."""
+
+
+@dataclass(frozen=True)
+class ModelStore:
+    """`<root>/<name>/`: numbered version folders and aliases.json."""
+
+    root: Path
+    name: str
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.name
+
+    def versions(self) -> list[int]:
+        """Published versions, ascending; anything not named like one is ignored."""
+        try:
+            entries = list(self.dir.iterdir())
+        except OSError:
+            return []
+        return sorted(int(p.name) for p in entries if VERSION_RE.fullmatch(p.name) and p.is_dir())
+
+    def aliases(self) -> dict[str, int]:
+        """alias -> version; `{}` when the file does not exist."""
+        path = self.dir / "aliases.json"
+        try:
+            data = json.loads(path.read_text())
+            return {str(k): int(v) for k, v in data.items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise StoreUnreadable(f"{path}: {exc}") from exc
+
+    def target(self, alias: str) -> int | None:
+        """The version to serve: the alias's, else the highest; None for an empty store."""
+        named = self.aliases().get(alias)
+        if named is not None:
+            return named
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+    def manifest(self, version: int) -> dict[str, Any]:
+        """A version's manifest.json."""
+        path = self.dir / str(version) / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreUnreadable(f"{path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise StoreUnreadable(f"{path}: not a JSON object")
+        return data
+
+    def verify(self, version: int, manifest: dict[str, Any]) -> list[str]:
+        """Files that are missing, extra or whose sha256 differs from the manifest."""
+        folder = self.dir / str(version)
+        expected = manifest.get("files")
+        if not isinstance(expected, dict) or not expected:
+            return ["manifest lists no files"]
+        actual = {
+            p.relative_to(folder).as_posix(): p
+            for p in folder.rglob("*")
+            if p.is_file() and p.name != MANIFEST
+        }
+        problems = [f"{name}: missing" for name in sorted(set(expected) - set(actual))]
+        problems += [f"{name}: not in manifest" for name in sorted(set(actual) - set(expected))]
+        problems += [
+            f"{name}: checksum mismatch"
+            for name in sorted(set(actual) & set(expected))
+            if _sha256(actual[name]) != expected[name]
+        ]
+        return problems
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
