@@ -50,11 +50,11 @@ def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]
     alpha channel (or None), refusing other formats and too many pixels before decoding."""
     if not data:
         raise UndecodableImage("the upload is empty: send the bytes of a PNG or JPEG image")
-    image = _open(data)
+    image = _open(data, max_pixels)
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLarge(
-            f"the image is {width}x{height} = {width * height} pixels; the limit is "
+            f"the image is {width}x{height} = {width * height} pixels, over the limit of "
             f"{max_pixels} pixels: scale it down before sending"
         )
     if width == 0 or height == 0:
@@ -72,7 +72,7 @@ def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]
         ) from exc
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -80,7 +80,10 @@ def _open(data: bytes) -> Image.Image:
         except UnidentifiedImageError:
             pass
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            raise ImageTooLarge(f"the image has too many pixels ({exc})") from exc
+            raise ImageTooLarge(
+                f"the image is over the limit of {max_pixels} pixels: scale it down before "
+                "sending"
+            ) from exc
         except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
             raise UndecodableImage(f"cannot read the image header ({type(exc).__name__})") from exc
     head = data[:64].lstrip()

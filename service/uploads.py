@@ -25,15 +25,15 @@ async def read_single_image(request: Request) -> tuple[str | None, bytes]:
     """(file name, bytes) of the one image a /v1/predict request carries."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=4, max_fields=16)
-        upload = form.get("file")
-        if upload is None:
-            fields = ", ".join(repr(k) for k in form) or "none"
-            raise MissingImage(f"multipart field 'file' is missing (fields sent: {fields})")
-        if not isinstance(upload, UploadFile):
-            raise MissingImage("multipart field 'file' must be a file upload, not a text value")
-        _check_declared_type(upload.content_type or "", f"the part 'file' ({upload.filename})")
-        return upload.filename, await upload.read()
+        async with request.form(max_files=4, max_fields=16) as form:  # closes temp files
+            upload = form.get("file")
+            if upload is None:
+                fields = ", ".join(repr(k) for k in form) or "none"
+                raise MissingImage(f"multipart field 'file' is missing (fields sent: {fields})")
+            if not isinstance(upload, UploadFile):
+                raise MissingImage("multipart field 'file' must be a file upload, not text")
+            _check_declared_type(upload.content_type or "", f"the part 'file' ({upload.filename})")
+            return upload.filename, await upload.read()
     if not content_type:
         raise UnsupportedImage(f"the request has no Content-Type: send {ACCEPTED}")
     _check_declared_type(content_type, "the request body")
@@ -47,10 +47,10 @@ async def read_batch_images(request: Request, max_batch: int) -> list[tuple[str 
         raise UnsupportedImage(
             f"a batch must be multipart/form-data with fields 'files', not {content_type!r}"
         )
-    form = await request.form(max_files=max_batch * 4, max_fields=16)
-    uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
-    if not uploads:
-        raise MissingImage("multipart field 'files' is missing: send one part per image")
-    if len(uploads) > max_batch:
-        raise TooManyImages(f"{len(uploads)} images sent; a batch holds at most {max_batch}")
-    return [(u.filename, await u.read()) for u in uploads]
+    async with request.form(max_files=max_batch * 4, max_fields=16) as form:
+        uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
+        if not uploads:
+            raise MissingImage("multipart field 'files' is missing: send one part per image")
+        if len(uploads) > max_batch:
+            raise TooManyImages(f"{len(uploads)} images sent; a batch holds at most {max_batch}")
+        return [(u.filename, await u.read()) for u in uploads]

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+from fastapi.testclient import TestClient
 
+from service.app import create_app
+from service.settings import Settings
 from tests.idx_files import synthetic_mnist, write_idx
+from tests.keras_files import publish_layers, random_layers
+from training.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+class SeedRun(NamedTuple):
+    root: Path
+    proc: subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +49,42 @@ def idx_dir(tmp_path: Path) -> Path:
     for key, array in synthetic_mnist().items():
         write_idx(folder / f"{IDX_FILES[key]}.gz", array)
     return folder
+
+
+@pytest.fixture(scope="session")
+def seed_store(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SeedRun:
+    """The seed recipe trained once per session on real MNIST by the real CLI, promoted to
+    production. Tests must not add versions to it (copy it first)."""
+    root = tmp_path_factory.mktemp("seed-store")
+    proc = subprocess.run(
+        [sys.executable, "-m", "training.cli", "--quiet", "--data-dir", str(mnist_dir),
+         "--store", str(root), "--promote", "production"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return SeedRun(root, proc)
+
+
+@pytest.fixture
+def tiny_store(tmp_path: Path) -> Store:
+    """A store with one hand-made (untrained) 784-32-10 model as version 1."""
+    store = Store(tmp_path / "store")
+    publish_layers(store, random_layers())
+    return store
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+    """Build a TestClient (lifespan running) for an app with the given settings."""
+    clients: list[TestClient] = []
+
+    def make(store: Store | Path, **overrides: object) -> TestClient:
+        root = store.root if isinstance(store, Store) else store
+        settings = Settings(store=root, poll_interval=3600, **overrides)
+        client = TestClient(create_app(settings), raise_server_exceptions=False)
+        clients.append(client)
+        return client.__enter__()
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

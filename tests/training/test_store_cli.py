@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_store import publish
+from tests.training.test_store import publish
 from training.store import Store
 from training.store_cli import main
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import SeedRun
 from training.store import Store
 
 
@@ -61,12 +63,10 @@ def test_gate_refuses_and_publishes_nothing(idx_dir: Path, tmp_path: Path) -> No
 
 
 @pytest.mark.integration
-def test_seed_recipe_on_real_mnist_publishes_and_promotes(mnist_dir: Path, tmp_path: Path) -> None:
-    store = Store(tmp_path / "s")
-    first = mnist_train(
-        "--data-dir", str(mnist_dir), "--store", str(store.root), "--promote", "production"
-    )
-    assert first.returncode == 0, first.stderr
+def test_seed_recipe_on_real_mnist_publishes_and_promotes(
+    seed_store: SeedRun, tmp_path: Path
+) -> None:
+    store = Store(seed_store.root)
     manifest = store.manifest(1)
     assert manifest["metrics"]["accuracy"] >= 0.975
     assert manifest["recipe"]["name"] == "seed" and manifest["recipe"]["epochs"] == 5
@@ -78,9 +78,16 @@ def test_seed_recipe_on_real_mnist_publishes_and_promotes(mnist_dir: Path, tmp_p
     history = json.loads((store.dir / "1" / "history.json").read_text())
     assert len(history["val_accuracy"]) == 5
     assert store.verify(1) == [] and store.aliases() == {"production": 1}
-    assert "promoted: 'production' -> version 1" in first.stdout
+    assert "promoted: 'production' -> version 1" in seed_store.proc.stdout
+    assert "recipe seed: 5 epochs on 60000 images" in seed_store.proc.stdout
 
-    # A far worse second run is published as version 2 but does not take the alias.
+
+@pytest.mark.integration
+def test_worse_second_run_publishes_but_keeps_the_alias(
+    seed_store: SeedRun, mnist_dir: Path, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "s")
+    shutil.copytree(seed_store.root, store.root)
     second = mnist_train(
         "--data-dir", str(mnist_dir), "--store", str(store.root), "--promote", "production",
         "--train-limit", "600", "--epochs", "1", "--min-accuracy", "0", "--no-savedmodel",
@@ -89,3 +96,4 @@ def test_seed_recipe_on_real_mnist_publishes_and_promotes(mnist_dir: Path, tmp_p
     assert store.versions() == [1, 2]
     assert "not promoted: test accuracy" in second.stdout
     assert store.aliases() == {"production": 1}
+    assert store.verify(2) == []

@@ -1,0 +1,65 @@
+"""Write `.keras` archives and store versions by hand, without TensorFlow, for fast tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from training.store import Store
+
+Layer = tuple[np.ndarray, np.ndarray, str]  # kernel, bias, activation
+
+
+def random_layers(seed: int = 0, sizes: tuple[int, ...] = (784, 32, 10)) -> list[Layer]:
+    """A small random Dense stack ending in softmax."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        activation = "softmax" if i == len(sizes) - 2 else "relu"
+        kernel = rng.normal(0, 0.1, (n_in, n_out)).astype(np.float32)
+        layers.append((kernel, rng.normal(0, 0.1, n_out).astype(np.float32), activation))
+    return layers
+
+
+def keras_config(layers: list[Layer], extra_layers: list[dict[str, Any]] | None = None) -> dict:
+    """A Keras 3 Sequential config.json for these layers."""
+    entries: list[dict[str, Any]] = [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, layers[0][0].shape[0]]}}
+    ]
+    for i, (kernel, _, activation) in enumerate(layers):
+        name = "dense" if i == 0 else f"dense_{i}"
+        entries.append(
+            {
+                "class_name": "Dense",
+                "config": {"name": name, "units": kernel.shape[1], "activation": activation,
+                           "use_bias": True},
+            }
+        )  # fmt: skip
+    entries += extra_layers or []
+    return {"module": "keras", "class_name": "Sequential", "config": {"layers": entries}}
+
+
+def write_keras(path: Path, layers: list[Layer], config: dict | None = None) -> None:
+    """A `.keras` zip: config.json, metadata.json and model.weights.h5."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        for i, (kernel, bias, _) in enumerate(layers):
+            group = h5.create_group(f"layers/{'dense' if i == 0 else f'dense_{i}'}/vars")
+            group["0"], group["1"] = kernel, bias
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        archive.writestr("config.json", json.dumps(config or keras_config(layers)))
+        archive.writestr("model.weights.h5", buffer.getvalue())
+
+
+def publish_layers(store: Store, layers: list[Layer], accuracy: float = 0.9) -> int:
+    """Publish a hand-made model as the next version of `store`."""
+    with store.publishing() as staging:
+        write_keras(staging / "model.keras", layers)
+        return store.commit(staging, {"metrics": {"accuracy": accuracy}, "recipe": {"name": "t"}})

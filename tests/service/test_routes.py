@@ -1,0 +1,250 @@
+"""The HTTP API through FastAPI's TestClient: answers, errors and statuses."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.keras_files import publish_layers, random_layers
+from tests.uploads import png
+from training.store import Store
+
+MakeClient = Callable[..., TestClient]
+
+
+def digit_png() -> bytes:
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    return png(digit)
+
+
+@pytest.fixture
+def client(tiny_store: Store, make_client: MakeClient) -> TestClient:
+    return make_client(tiny_store)
+
+
+def test_predict_multipart(client: TestClient) -> None:
+    response = client.post("/v1/predict", files={"file": ("one.png", digit_png(), "image/png")})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "mnist" and body["version"] == 1
+    assert len(body["probabilities"]) == 10
+    assert sum(body["probabilities"]) == pytest.approx(1, abs=1e-4)
+    assert body["digit"] == int(np.argmax(body["probabilities"]))
+    assert body["confidence"] == max(body["probabilities"])
+
+
+def test_predict_raw_body_gives_the_same_answer(client: TestClient) -> None:
+    multipart = client.post("/v1/predict", files={"file": ("a.png", digit_png())}).json()
+    raw = client.post("/v1/predict", content=digit_png(), headers={"content-type": "image/png"})
+    assert raw.status_code == 200
+    assert raw.json() == multipart
+
+
+def test_png_labelled_jpeg_is_read_by_its_bytes(client: TestClient) -> None:
+    response = client.post(
+        "/v1/predict", content=digit_png(), headers={"content-type": "image/jpeg"}
+    )
+    assert response.status_code == 200
+
+
+def test_missing_field_is_422(client: TestClient) -> None:
+    response = client.post("/v1/predict", files={"image": ("a.png", digit_png())})
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "missing_image",
+        "detail": "multipart field 'file' is missing (fields sent: 'image')",
+    }
+
+
+def test_text_value_instead_of_a_file_is_422(client: TestClient) -> None:
+    files = {"other": ("a.png", digit_png())}
+    response = client.post("/v1/predict", data={"file": "not a file"}, files=files)
+    assert response.status_code == 422
+    assert response.json()["detail"] == "multipart field 'file' must be a file upload, not text"
+
+
+def test_form_urlencoded_is_415(client: TestClient) -> None:
+    assert client.post("/v1/predict", data={"file": "x"}).status_code == 415
+
+
+def test_text_body_is_415(client: TestClient) -> None:
+    response = client.post("/v1/predict", content=b"hi", headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_media_type"
+    assert "'text/plain', not an image" in response.json()["detail"]
+
+
+def test_no_content_type_is_415(client: TestClient) -> None:
+    response = client.post("/v1/predict", content=b"")
+    assert response.status_code == 415
+    assert "no Content-Type" in response.json()["detail"]
+
+
+def test_svg_part_is_415(client: TestClient) -> None:
+    files = {"file": ("a.svg", b"<svg/>", "image/svg+xml")}
+    assert client.post("/v1/predict", files=files).status_code == 415
+
+
+def test_text_labelled_png_is_400(client: TestClient) -> None:
+    response = client.post("/v1/predict", content=b"hello", headers={"content-type": "image/png"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "undecodable_image"
+
+
+def test_tiff_labelled_png_is_415(client: TestClient) -> None:
+    out = io.BytesIO()
+    Image.new("L", (28, 28), 255).save(out, format="TIFF")
+    response = client.post(
+        "/v1/predict", content=out.getvalue(), headers={"content-type": "image/png"}
+    )
+    assert response.status_code == 415
+    assert response.json()["detail"].startswith("TIFF images are not supported")
+
+
+def test_too_many_pixels_is_413(tiny_store: Store, make_client: MakeClient) -> None:
+    client = make_client(tiny_store, max_pixels=10_000)
+    response = client.post(
+        "/v1/predict",
+        content=png(np.zeros((200, 200), np.uint8)),
+        headers={"content-type": "image/png"},
+    )
+    assert response.status_code == 413
+    assert "200x200 = 40000 pixels, over the limit of 10000" in response.json()["detail"]
+
+
+def test_body_over_the_limit_is_413_raw_multipart_and_chunked(
+    tiny_store: Store, make_client: MakeClient
+) -> None:
+    client = make_client(tiny_store, max_body_bytes=10_000)
+    big = b"\x89PNG" + b"\0" * 20_000
+    expected = "the request body is over the limit of 10000 bytes"
+    raw = client.post("/v1/predict", content=big, headers={"content-type": "image/png"})
+    multipart = client.post("/v1/predict", files={"file": ("a.png", big)})
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(100):
+            yield b"\0" * 1000
+
+    chunked = client.post("/v1/predict", content=chunks(), headers={"content-type": "image/png"})
+    for response in (raw, multipart, chunked):
+        assert response.status_code == 413
+        assert response.json() == {"error": "payload_too_large", "detail": expected}
+
+
+def test_blank_canvas_is_422(client: TestClient) -> None:
+    response = client.post(
+        "/v1/predict", files={"file": ("a.png", png(np.zeros((50, 50), np.uint8)))}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == "blank_image"
+
+
+def test_pinned_version(tiny_store: Store, make_client: MakeClient) -> None:
+    publish_layers(tiny_store, random_layers(seed=9))
+    client = make_client(tiny_store)
+    served = client.post("/v1/predict", files={"file": ("a.png", digit_png())}).json()
+    pinned = client.post("/v1/predict?version=1", files={"file": ("a.png", digit_png())}).json()
+    assert served["version"] == 2 and pinned["version"] == 1
+    assert served["probabilities"] != pinned["probabilities"]
+
+
+def test_unknown_version_is_404(client: TestClient) -> None:
+    response = client.post("/v1/predict?version=7", files={"file": ("a.png", digit_png())})
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "version_not_found",
+        "detail": "mnist has no version 7 (versions: 1)",
+    }
+
+
+def test_version_must_be_positive(client: TestClient) -> None:
+    response = client.post("/v1/predict?version=0", files={"file": ("a.png", digit_png())})
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_batch_keeps_order_and_per_file_errors(client: TestClient) -> None:
+    files = [
+        ("files", ("a.png", digit_png(), "image/png")),
+        ("files", ("b.txt", b"not an image", "image/png")),
+        ("files", ("c.png", digit_png(), "image/png")),
+    ]
+    response = client.post("/v1/predict/batch", files=files)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["filename"] for r in results] == ["a.png", "b.txt", "c.png"]
+    assert results[1]["error"] == "undecodable_image" and results[1]["prediction"] is None
+    assert results[0]["prediction"] == results[2]["prediction"]
+
+
+def test_batch_over_the_limit_is_413(tiny_store: Store, make_client: MakeClient) -> None:
+    client = make_client(tiny_store, max_batch=2)
+    files = [("files", (f"{i}.png", digit_png(), "image/png")) for i in range(3)]
+    response = client.post("/v1/predict/batch", files=files)
+    assert response.status_code == 413
+    assert response.json()["detail"] == "3 images sent; a batch holds at most 2"
+
+
+def test_batch_without_files_is_422(client: TestClient) -> None:
+    response = client.post("/v1/predict/batch", files={"file": ("a.png", digit_png())})
+    assert response.status_code == 422
+
+
+def test_models_endpoints(tiny_store: Store, make_client: MakeClient) -> None:
+    publish_layers(tiny_store, random_layers(seed=2), accuracy=0.95)
+    tiny_store.set_alias("production", 1)
+    client = make_client(tiny_store)
+    overview = client.get("/v1/models").json()
+    assert overview == {
+        "model": "mnist",
+        "alias": "production",
+        "served_version": 1,
+        "versions": [1, 2],
+        "aliases": {"production": 1},
+    }
+    two = client.get("/v1/models/2").json()
+    assert two["served"] is False and two["aliases"] == []
+    assert two["manifest"]["metrics"]["accuracy"] == 0.95
+    assert client.get("/v1/models/9").status_code == 404
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "model": None,
+        "version": None,
+        "detail": None,
+    }
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["version"] == 1
+
+
+def test_empty_store_is_alive_not_ready_and_predict_is_503(
+    tmp_path, make_client: MakeClient
+) -> None:
+    client = make_client(tmp_path / "empty")
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    response = client.post("/v1/predict", files={"file": ("a.png", digit_png())})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["error"] == "model_not_ready"
+
+
+def test_unknown_route_is_a_json_404(client: TestClient) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "detail": "Not Found"}
+
+
+def test_openapi_documents_both_request_bodies(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    content = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "image/png", "image/jpeg"} <= set(content)
+    assert client.get("/docs").status_code == 200

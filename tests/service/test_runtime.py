@@ -1,0 +1,87 @@
+"""The NumPy runtime: reading .keras archives, refusing what it cannot run, Keras parity."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.runtime import UnsupportedModel, load_keras
+from tests.conftest import SeedRun
+from tests.keras_files import keras_config, random_layers, write_keras
+
+
+def test_forward_pass_matches_a_hand_computation(tmp_path: Path) -> None:
+    layers = random_layers(seed=3)
+    write_keras(tmp_path / "m.keras", layers)
+    model = load_keras(tmp_path / "m.keras")
+    x = np.random.default_rng(0).random((5, 784), dtype=np.float32)
+    hidden = np.maximum(x @ layers[0][0] + layers[0][1], 0)
+    logits = hidden @ layers[1][0] + layers[1][1]
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-5, atol=1e-6)
+    assert (model.input_size, model.output_size) == (784, 10)
+
+
+def test_lambda_layer_is_refused(tmp_path: Path) -> None:
+    layers = random_layers()
+    lam = {"class_name": "Lambda", "config": {"function": "print('pwned')"}}
+    write_keras(tmp_path / "m.keras", layers, keras_config(layers, [lam]))
+    with pytest.raises(UnsupportedModel, match="layer 'Lambda' is not supported"):
+        load_keras(tmp_path / "m.keras")
+
+
+def test_functional_model_is_refused(tmp_path: Path) -> None:
+    layers = random_layers()
+    config = {**keras_config(layers), "class_name": "Functional"}
+    write_keras(tmp_path / "m.keras", layers, config)
+    with pytest.raises(UnsupportedModel, match="model class 'Functional' is not supported"):
+        load_keras(tmp_path / "m.keras")
+
+
+def test_unknown_activation_is_refused(tmp_path: Path) -> None:
+    layers = random_layers()
+    layers[0] = (layers[0][0], layers[0][1], "gelu_custom")
+    write_keras(tmp_path / "m.keras", layers)
+    with pytest.raises(UnsupportedModel, match="activation 'gelu_custom' is not supported"):
+        load_keras(tmp_path / "m.keras")
+
+
+def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
+    layers = random_layers()
+    config = keras_config(layers)
+    config["config"]["layers"][1]["config"]["units"] = 64
+    write_keras(tmp_path / "m.keras", layers, config)
+    with pytest.raises(UnsupportedModel, match="weights do not match the config"):
+        load_keras(tmp_path / "m.keras")
+
+
+def test_not_a_zip(tmp_path: Path) -> None:
+    (tmp_path / "m.keras").write_bytes(b"PK\x03\x04 but not really")
+    with pytest.raises(UnsupportedModel, match="not a readable .keras archive"):
+        load_keras(tmp_path / "m.keras")
+
+
+def test_zip_bomb_member_is_refused_unread(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "m.keras", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", b" " * (65 * 1024 * 1024))
+    assert (tmp_path / "m.keras").stat().st_size < 1024 * 1024
+    with pytest.raises(UnsupportedModel, match="config.json is 68157440 bytes, over"):
+        load_keras(tmp_path / "m.keras")
+
+
+@pytest.mark.integration
+def test_parity_with_keras_on_a_trained_model(seed_store: SeedRun, mnist_dir: Path) -> None:
+    import keras
+
+    from training.data import load_idx_dir
+
+    path = seed_store.root / "mnist" / "1" / "model.keras"
+    x = load_idx_dir(mnist_dir).x_test[:1000].reshape(1000, 784).astype(np.float32) / 255
+    ours = load_keras(path).predict(x.copy())
+    theirs = keras.saving.load_model(path).predict(x, verbose=0)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert (ours.argmax(1) == theirs.argmax(1)).all()
