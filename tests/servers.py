@@ -1,0 +1,76 @@
+"""Start the real service (uvicorn, real sockets) in a subprocess for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running `mnist-serve` process."""
+
+    process: subprocess.Popen[str]
+    url: str
+    log: Path
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process (one worker: the process itself)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+
+@contextlib.contextmanager
+def serve(store_root: Path, log_dir: Path, *flags: str, ready: bool = True) -> Iterator[Server]:
+    """Run `python -m service.cli --store ... --port <free>`; stop it (SIGTERM) afterwards."""
+    port = free_port()
+    log = log_dir / f"server-{port}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_")}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "--store", str(store_root), "--port", str(port),
+             *flags],
+            stdout=out, stderr=subprocess.STDOUT, text=True, env=env,
+        )  # fmt: skip
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_for(server, "/readyz" if ready else "/healthz")
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def wait_for(server: Server, path: str, timeout: float = 60) -> None:
+    """Poll `path` until it answers 200, or fail with the server's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited: {server.log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(server.url + path, timeout=2).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{path} not 200 after {timeout} s: {server.log.read_text()[-3000:]}")

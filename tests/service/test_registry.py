@@ -1,0 +1,102 @@
+"""Which version is served, and how a new one replaces it (or does not)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from service.errors import ModelNotReady, VersionNotFound, VersionUnavailable
+from service.registry import ModelRegistry
+from service.store import ModelStore
+from tests.keras_files import publish_layers, random_layers
+from training.store import Store
+
+
+def registry_for(store: Store) -> ModelRegistry:
+    return ModelRegistry(ModelStore(store.root, store.name), "production")
+
+
+def test_serves_the_highest_version_without_an_alias(tiny_store: Store) -> None:
+    publish_layers(tiny_store, random_layers(seed=1))
+    registry = registry_for(tiny_store)
+    assert registry.refresh() is True
+    assert registry.get().version == 2
+    assert registry.refresh() is False  # nothing new
+
+
+def test_follows_the_alias_both_ways(tiny_store: Store) -> None:
+    publish_layers(tiny_store, random_layers(seed=1))
+    tiny_store.set_alias("production", 1)
+    registry = registry_for(tiny_store)
+    registry.refresh()
+    assert registry.get().version == 1
+    tiny_store.set_alias("production", 2)
+    assert registry.refresh() and registry.get().version == 2
+    tiny_store.rollback("production")
+    assert registry.refresh() and registry.get().version == 1
+
+
+def test_tampered_version_is_skipped_and_the_old_one_kept(
+    tiny_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = registry_for(tiny_store)
+    registry.refresh()
+    publish_layers(tiny_store, random_layers(seed=1))
+    with (tiny_store.dir / "2" / "model.keras").open("ab") as fh:
+        fh.write(b"\0")
+    with caplog.at_level(logging.ERROR):
+        assert registry.refresh() is False
+    assert registry.get().version == 1
+    assert registry.load_failures == 1
+    assert "skipping mnist version 2: checksums fail: model.keras: checksum mismatch" in caplog.text
+    registry.refresh()
+    assert registry.load_failures == 1  # remembered, not retried on every poll
+
+
+def test_version_that_does_not_load_is_skipped(tiny_store: Store) -> None:
+    registry = registry_for(tiny_store)
+    registry.refresh()
+    publish_layers(tiny_store, random_layers(seed=1, sizes=(784, 16, 5)))  # 5 outputs
+    assert registry.refresh() is False
+    assert registry.get().version == 1 and registry.load_failures == 1
+
+
+def test_broken_aliases_file_keeps_the_served_version(tiny_store: Store) -> None:
+    registry = registry_for(tiny_store)
+    registry.refresh()
+    (tiny_store.dir / "aliases.json").write_text("{oops")
+    assert registry.refresh() is False
+    assert registry.get().version == 1
+
+
+def test_nothing_to_serve_is_model_not_ready(tmp_path) -> None:
+    registry = registry_for(Store(tmp_path))
+    assert registry.refresh() is False
+    with pytest.raises(ModelNotReady, match="no model is loaded yet"):
+        registry.get()
+
+
+def test_pinned_versions_load_on_demand(tiny_store: Store) -> None:
+    publish_layers(tiny_store, random_layers(seed=1))
+    registry = registry_for(tiny_store)
+    registry.refresh()
+    first = registry.get(1)
+    assert first.version == 1 and registry.get(1) is first  # cached
+    with pytest.raises(VersionNotFound, match="mnist has no version 3 \\(versions: 1, 2\\)"):
+        registry.get(3)
+
+
+def test_pinned_tampered_version_is_409(tiny_store: Store) -> None:
+    publish_layers(tiny_store, random_layers(seed=1))
+    (tiny_store.dir / "1" / "model.keras").write_bytes(b"evil")
+    registry = registry_for(tiny_store)
+    registry.refresh()
+    with pytest.raises(VersionUnavailable, match="version 1: checksums fail"):
+        registry.get(1)
+
+
+def test_staging_and_odd_names_are_not_versions(tiny_store: Store) -> None:
+    for name in (".tmp-half", "07", "latest"):
+        (tiny_store.dir / name).mkdir()
+    assert ModelStore(tiny_store.root, "mnist").versions() == [1]

@@ -1,0 +1,202 @@
+"""The real server: uvicorn in a subprocess, real HTTP, real signals, a real store."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.conftest import SeedRun
+from tests.keras_files import publish_layers, random_layers
+from tests.servers import serve
+from tests.uploads import png
+from training.data import load_idx_dir
+from training.store import Store
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(seed_store: SeedRun, tmp_path: Path) -> Store:
+    """A private copy of the trained store, free to publish into."""
+    shutil.copytree(seed_store.root, tmp_path / "store")
+    return Store(tmp_path / "store")
+
+
+def test_service_never_imports_tensorflow_or_keras(store: Store) -> None:
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from service.app import create_app\n"
+        "from service.settings import Settings\n"
+        f"with TestClient(create_app(Settings(store={str(store.root)!r}))) as c:\n"
+        "    assert c.get('/readyz').status_code == 200\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_http_accuracy_matches_the_manifest(store: Store, mnist_dir: Path, tmp_path: Path) -> None:
+    data = load_idx_dir(mnist_dir)
+    with serve(store.root, tmp_path) as server, httpx.Client(base_url=server.url) as client:
+        answers = [
+            client.post("/v1/predict", files={"file": (f"{i}.png", png(digit), "image/png")})
+            for i, digit in enumerate(data.x_test[:1000])
+        ]
+    assert {r.status_code for r in answers} == {200}
+    predicted = np.array([r.json()["digit"] for r in answers])
+    accuracy = float((predicted == data.y_test[:1000]).mean())
+    assert abs(accuracy - store.manifest(1)["metrics"]["accuracy"]) <= 0.005
+
+
+class Load:
+    """Threads that POST one image in a loop and record (status, version) of every answer."""
+
+    def __init__(self, url: str, image: bytes, threads: int = 4) -> None:
+        self.url, self.image = url, image
+        self.answers: list[tuple[float, int, int | None]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                try:
+                    r = client.post("/v1/predict", content=self.image,
+                                    headers={"content-type": "image/png"})  # fmt: skip
+                    version = r.json().get("version") if r.status_code == 200 else None
+                    self.answers.append((time.monotonic(), r.status_code, version))
+                except httpx.HTTPError as exc:
+                    self.errors.append(repr(exc))
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+
+    def wait_for_version(self, version: int, timeout: float = 15) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(v == version for _, _, v in self.answers[-20:]):
+                return time.monotonic()
+            time.sleep(0.02)
+        raise TimeoutError(f"version {version} never answered")
+
+
+def test_hot_reload_under_load_has_zero_failures(
+    store: Store, mnist_dir: Path, tmp_path: Path
+) -> None:
+    image = png(load_idx_dir(mnist_dir).x_test[0])
+    with serve(store.root, tmp_path, "--poll-interval", "0.5") as server:
+        with Load(server.url, image) as load:
+            time.sleep(0.5)
+            # A broken version: published, promoted, never served.
+            broken = publish_layers(store, random_layers(seed=1))
+            with (store.dir / str(broken) / "model.keras").open("ab") as fh:
+                fh.write(b"tampered")
+            store.set_alias("production", broken)
+            time.sleep(1.5)
+            assert httpx.get(server.url + "/readyz").json()["version"] == 1
+            # Then a good one: it takes over.
+            good = publish_layers(store, random_layers(seed=2))
+            store.set_alias("production", good)
+            load.wait_for_version(good)
+            time.sleep(0.3)
+        log = server.log.read_text()
+    statuses = Counter(status for _, status, _ in load.answers)
+    assert load.errors == []
+    assert set(statuses) == {200}, statuses
+    versions = [v for _, _, v in load.answers]
+    assert broken not in versions
+    first_new = versions.index(good)
+    assert set(versions[:first_new]) == {1} and set(versions[first_new + 50 :]) == {good}
+    assert f"skipping mnist version {broken}: checksums fail" in log
+
+
+def _send_slowly(port: int, body: bytes, started: threading.Event, out: list[bytes]) -> None:
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head + body[:10])
+        started.set()
+        time.sleep(1.0)  # SIGTERM arrives while this request is in flight
+        sock.sendall(body[10:])
+        sock.settimeout(10)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        out.append(b"".join(chunks))
+
+
+def test_sigterm_lets_in_flight_requests_finish(store: Store, tmp_path: Path) -> None:
+    digit = np.zeros((28, 28), np.uint8)
+    digit[5:23, 12:16] = 255
+    with serve(store.root, tmp_path) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        started, out = threading.Event(), []
+        sender = threading.Thread(target=_send_slowly, args=(port, png(digit), started, out))
+        sender.start()
+        started.wait(5)
+        time.sleep(0.2)
+        server.process.send_signal(signal.SIGTERM)
+        sender.join(15)
+        assert server.process.wait(timeout=30) == 0
+    assert out and out[0].startswith(b"HTTP/1.1 200 OK")
+    assert b'"digit":1' in out[0]
+
+
+def malformed_requests(rng: np.random.Generator) -> list[dict]:
+    """Many kinds of bad input, as httpx request arguments."""
+    good = png(np.eye(28, dtype=np.uint8) * 255)
+    big_header = bytearray(good)
+    big_header[16:24] = (20000).to_bytes(4, "big") * 2  # IHDR claims 20000x20000
+    gif_bomb = b"GIF89a" + (20000).to_bytes(2, "little") * 2 + b"\x00\x00\x00" + b";"
+    png_type, multipart = {"content-type": "image/png"}, "multipart/form-data; boundary=x"
+    noise = bytes(rng.integers(0, 256, 3000, dtype=np.uint8))
+    kinds = [
+        {"content": b"", "headers": png_type},
+        {"content": good[: len(good) // 2], "headers": {"content-type": "image/png"}},
+        {"content": b"just text, honest", "headers": {"content-type": "image/png"}},
+        {"content": bytes(big_header), "headers": {"content-type": "image/png"}},
+        {"content": gif_bomb, "headers": {"content-type": "image/gif"}},
+        {"content": b"\0" * (9 * 1024 * 1024), "headers": {"content-type": "image/png"}},
+        {"files": {"wrong": ("a.png", good, "image/png")}},
+        {"files": {"file": ("a.svg", b"<svg/>", "image/svg+xml")}},
+        {"content": b"--x\r\nbroken multipart", "headers": {"content-type": multipart}},
+        {"content": noise, "headers": {"content-type": "image/jpeg"}},
+        {"content": good, "headers": {"content-type": "application/json"}},
+    ]  # fmt: skip
+    return [kinds[i % len(kinds)] for i in range(1000)]
+
+
+def test_a_thousand_malformed_requests_no_5xx_and_flat_memory(store: Store, tmp_path: Path) -> None:
+    requests = malformed_requests(np.random.default_rng(0))
+    with serve(store.root, tmp_path) as server, httpx.Client(base_url=server.url) as client:
+        for kind in requests[:50]:  # warm the allocator with every kind once
+            client.post("/v1/predict", **kind)
+        before = server.rss_bytes()
+        statuses = Counter(client.post("/v1/predict", **kind).status_code for kind in requests)
+        after = server.rss_bytes()
+        assert client.get("/readyz").status_code == 200
+    assert all(400 <= status < 500 for status in statuses), statuses
+    assert after - before < 50 * 1024 * 1024, (before, after)
