@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 import uvicorn
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in settings.model_dump().items():
         os.environ[f"MNIST_{name.upper()}"] = str(value)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to whatever
+    # handler was there before it: make that a clean exit, so a stop is not a crash (143).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(
         "service.app:create_app",
         factory=True,

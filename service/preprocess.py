@@ -81,8 +81,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             pass
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
             raise ImageTooLarge(
-                f"the image is over the limit of {max_pixels} pixels: scale it down before "
-                "sending"
+                f"the image is over the limit of {max_pixels} pixels: scale it down before sending"
             ) from exc
         except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
             raise UndecodableImage(f"cannot read the image header ({type(exc).__name__})") from exc

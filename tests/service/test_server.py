@@ -119,7 +119,7 @@ def test_hot_reload_under_load_has_zero_failures(
             good = publish_layers(store, random_layers(seed=2))
             store.set_alias("production", good)
             load.wait_for_version(good)
-            time.sleep(0.3)
+            time.sleep(1.0)
         log = server.log.read_text()
     statuses = Counter(status for _, status, _ in load.answers)
     assert load.errors == []
@@ -127,7 +127,11 @@ def test_hot_reload_under_load_has_zero_failures(
     versions = [v for _, _, v in load.answers]
     assert broken not in versions
     first_new = versions.index(good)
-    assert set(versions[:first_new]) == {1} and set(versions[first_new + 50 :]) == {good}
+    assert set(versions[:first_new]) == {1}
+    # Requests that picked the old model just before the swap may finish just after it;
+    # beyond one per client thread, everything is the new version.
+    assert len(versions) > first_new + 20
+    assert set(versions[first_new + 4 :]) == {good}
     assert f"skipping mnist version {broken}: checksums fail" in log
 
 
