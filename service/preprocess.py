@@ -29,6 +29,14 @@ CENTRE = 14.0  # MNIST's centres of mass average (14.0, 14.0) in pixel-index coo
 WORKING_SIZE = 512  # larger uploads are reduced to about this before any other step
 INK_THRESHOLD = 0.1  # fraction of full ink that counts for the bounding box
 
+# Magic bytes of the formats we read, to say "truncated" rather than "unknown".
+_OWN_FORMATS = (
+    (b"\x89PNG", "PNG"),
+    (b"\xff\xd8", "JPEG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"RIFF", "WebP"),
+)
 # Magic bytes of formats people send that we do not read: named, so the 415 says which.
 _OTHER_FORMATS = (
     (b"II*\x00", "TIFF"),
@@ -85,6 +93,11 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             ) from exc
         except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
             raise UndecodableImage(f"cannot read the image header ({type(exc).__name__})") from exc
+    for magic, name in _OWN_FORMATS:
+        if data.startswith(magic):
+            raise UndecodableImage(
+                f"the upload looks like a {name} image but is truncated or corrupt"
+            )
     head = data[:64].lstrip()
     for magic, name in _OTHER_FORMATS:
         if head.startswith(magic):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -71,3 +73,23 @@ KINDS = {
     "rgba_strokes": rgba_strokes,
     "paper_photo": paper_photo,
 }
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid ~100-byte PNG whose header claims width x height (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def gif_bomb(side: int = 20000) -> bytes:
+    """A GIF of a few dozen bytes whose logical screen claims side x side pixels."""
+    out = io.BytesIO()
+    Image.new("L", (4, 4)).save(out, format="GIF")
+    small = out.getvalue()
+    return small[:6] + struct.pack("<HH", side, side) + small[10:]

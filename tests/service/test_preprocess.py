@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ from service import preprocess as pp
 from service.errors import BlankImage, ImageTooLarge, UndecodableImage, UnsupportedImage
 from service.runtime import load_keras
 from tests.conftest import SeedRun
-from tests.uploads import KINDS, png
+from tests.uploads import KINDS, gif_bomb, png, png_header_only
 
 LIMIT = 16_000_000
 
@@ -24,23 +22,6 @@ def encode(image: Image.Image, fmt: str, **kw: object) -> bytes:
     out = io.BytesIO()
     image.save(out, format=fmt, **kw)
     return out.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height (the IDAT is a few bytes)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 def a_digit() -> np.ndarray:
@@ -151,11 +132,13 @@ def test_huge_header_is_refused_before_decoding(side: int, monkeypatch: pytest.M
 
 
 def test_gif_bomb_is_refused() -> None:
-    # A GIF whose logical screen claims 20000x20000 while its data is a few hundred bytes.
-    small = encode(Image.new("L", (4, 4)), "GIF")
-    bomb = small[:6] + struct.pack("<HH", 20000, 20000) + small[10:]
-    with pytest.raises((ImageTooLarge, UndecodableImage)):
-        pp.preprocess(bomb, LIMIT)
+    with pytest.raises(ImageTooLarge, match=f"over the limit of {LIMIT} pixels"):
+        pp.preprocess(gif_bomb(), LIMIT)
+
+
+def test_truncated_header_names_the_format() -> None:
+    with pytest.raises(UndecodableImage, match="looks like a PNG image but is truncated"):
+        pp.preprocess(png(a_digit())[:30], LIMIT)
 
 
 def test_centre_by_mass_puts_the_mass_on_14() -> None:
