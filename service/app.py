@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -12,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout
+from service.metrics import RequestMetrics, mark_worker_dead
 from service.registry import ModelRegistry
-from service.routes import health, models, predict
+from service.routes import health, metrics, models, predict
 from service.settings import Settings
 from service.store import ModelStore
 
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+            mark_worker_dead(os.getpid())
 
     app = FastAPI(
         title="MNIST digit classifier",
@@ -59,11 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(predict.router)
-    app.include_router(models.router)
-    app.include_router(health.router)
-    # Outermost last: the timeout sees everything, then the in-flight cap, then the body cap.
+    routers = (predict.router, models.router, health.router, metrics.router)
+    for router in routers:
+        app.include_router(router)
+    # Route templates for requests the limits answer before routing.
+    templates = [*app.routes, *(route for router in routers for route in router.routes)]
+    # Outermost last: metrics see every answer, then the timeout, the in-flight cap, the body cap.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout)
+    app.add_middleware(RequestMetrics, routes=templates)
     return app

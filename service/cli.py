@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
@@ -26,6 +29,7 @@ FLAGS = {
     "max_batch": int,
     "max_in_flight": int,
     "request_timeout": float,
+    "metrics_dir": str,
 }
 
 
@@ -38,6 +42,17 @@ def parse_args(argv: list[str] | None = None) -> dict[str, object]:
     return {k: v for k, v in vars(p.parse_args(argv)).items() if v is not None}
 
 
+def prepare_metrics_dir(path: Path | None) -> Path:
+    """Point prometheus-client's multiprocess mode at an empty folder, before any worker
+    imports it: files left from an earlier run would add old counts to the new ones."""
+    folder = path or Path(tempfile.mkdtemp(prefix="mnist-metrics-"))
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mnist-serve`."""
     flags = parse_args(argv)
@@ -48,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist-serve: error: --{first['loc'][0]}: {first['msg']}", file=sys.stderr)
         return 2
     # Each worker process builds its own app from the environment, so the flags go there.
-    for name, value in settings.model_dump().items():
+    for name, value in settings.model_dump(exclude_none=True).items():
         os.environ[f"MNIST_{name.upper()}"] = str(value)
+    prepare_metrics_dir(settings.metrics_dir)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to whatever
     # handler was there before it: make that a clean exit, so a stop is not a crash (143).

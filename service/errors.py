@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.metrics import REJECTED
+
 
 class ServiceError(Exception):
     """Base of the errors a client can cause or meet; `status` and `code` go on the wire."""
@@ -68,8 +70,11 @@ class ModelNotReady(ServiceError):
     status, code = 503, "model_not_ready"
 
 
-def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None):
-    """The one JSON error shape, for handlers and for middleware that answers by itself."""
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The one JSON error shape; counts the rejection by its code."""
+    REJECTED.labels(reason=code).inc()
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 

@@ -6,22 +6,34 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import ServiceError
+from service.metrics import BATCH_SIZE, INFERENCE_LATENCY, REJECTED, record_predictions
 from service.preprocess import preprocess
 from service.registry import LoadedModel
 from service.schemas import BatchItem, Prediction
+
+
+def timed_preprocess(data: bytes, max_pixels: int) -> np.ndarray:
+    """`preprocess`, observed as the inference stage 'preprocess'."""
+    with INFERENCE_LATENCY.labels(stage="preprocess").time():
+        return preprocess(data, max_pixels)
 
 
 async def to_sample(data: bytes, max_pixels: int, offload_bytes: int) -> np.ndarray:
     """Preprocess inline when the upload is small; big ones decode in a worker thread,
     so a 12 MP JPEG does not stall every other request on this event loop."""
     if len(data) > offload_bytes:
-        return await run_in_threadpool(preprocess, data, max_pixels)
-    return preprocess(data, max_pixels)
+        return await run_in_threadpool(timed_preprocess, data, max_pixels)
+    return timed_preprocess(data, max_pixels)
 
 
 def classify(loaded: LoadedModel, samples: np.ndarray) -> list[Prediction]:
     """One forward pass over (N, 784) samples; a Prediction per row."""
-    probabilities = loaded.model.predict(samples.astype(np.float32, copy=False))
+    with INFERENCE_LATENCY.labels(stage="forward").time():
+        probabilities = loaded.model.predict(samples.astype(np.float32, copy=False))
+    BATCH_SIZE.observe(len(samples))
+    digits = probabilities.argmax(axis=1)
+    confidences = probabilities.max(axis=1)
+    record_predictions(digits.tolist(), confidences.tolist())
     return [
         Prediction(
             digit=int(row.argmax()),
@@ -45,6 +57,7 @@ async def classify_batch(
             samples.append(await to_sample(data, max_pixels, offload))
             items.append(BatchItem(filename=name))
         except ServiceError as exc:
+            REJECTED.labels(reason=exc.code).inc()
             items.append(BatchItem(filename=name, error=exc.code, detail=exc.detail))
     predictions = iter(classify(loaded, np.stack(samples)) if samples else [])
     for item in items:

@@ -12,6 +12,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLarge
+from service.metrics import REJECTED
 
 # Probes and scrapes must answer even when the worker is saturated.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -21,6 +22,7 @@ async def send_json_error(
     send: Send, status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> None:
     """Answer with the service's JSON error shape, straight on the ASGI channel."""
+    REJECTED.labels(reason=code).inc()
     body = json.dumps({"error": code, "detail": detail}).encode()
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from service import metrics
 from service.errors import ModelNotReady, VersionNotFound, VersionUnavailable
 from service.runtime import DenseModel, UnsupportedModel, load_keras
 from service.store import ModelStore, StoreUnreadable
@@ -102,9 +103,11 @@ class ModelRegistry:
             except LoadFailed as exc:
                 self._failed.add(target)
                 self.load_failures += 1
+                metrics.MODEL_LOAD_FAILURES.inc()
                 log.error("skipping %s %s; still serving %s", self.store.name, exc, served)
                 return False
             self.current = loaded  # the swap: one reference assignment
+            metrics.record_served(loaded.name, target, served, loaded.test_accuracy)
             log.info("serving %s version %d (was %s)", self.store.name, target, served)
             return True
 
@@ -134,6 +137,7 @@ class ModelRegistry:
                 loaded = load_version(self.store, version)
             except LoadFailed as exc:
                 self.load_failures += 1
+                metrics.MODEL_LOAD_FAILURES.inc()
                 raise VersionUnavailable(f"{self.store.name} {exc}") from exc
             if self._pinned_capacity:
                 self._pinned[version] = loaded

@@ -28,4 +28,8 @@ class Settings(BaseSettings):
     offload_bytes: int = Field(
         64 * 1024, ge=0, description="uploads larger than this are decoded off the event loop"
     )
+    metrics_dir: Path | None = Field(
+        None,
+        description="prometheus-client multiprocess folder (emptied at start; default: new temp)",
+    )
     pinned_versions: int = Field(2, ge=0, description="other versions kept loaded for ?version=")

@@ -1,0 +1,153 @@
+"""Every Prometheus metric of the service, declared once; elsewhere only .inc()/.observe().
+
+Works in one process and across uvicorn workers: with PROMETHEUS_MULTIPROC_DIR set (by
+`mnist-serve` before any worker imports this module), each worker writes its samples to
+files there and `/metrics` adds them up. Labels are bounded: route templates, methods,
+status codes, error codes, digits, stages; never paths, file names or addresses.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+STAGE_BUCKETS = (0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25)
+CONFIDENCE_BUCKETS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+REQUESTS = Counter("mnist_http_requests", "HTTP requests answered.", ["route", "method", "status"])
+REQUEST_LATENCY = Histogram(
+    "mnist_http_request_duration_seconds",
+    "Time from the request's arrival to the end of its response.",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge(
+    "mnist_http_requests_in_flight",
+    "Requests being handled now.",
+    multiprocess_mode="livesum",
+)
+INFERENCE_LATENCY = Histogram(
+    "mnist_inference_duration_seconds",
+    "Time per call of one inference stage: preprocess (per image) or forward (per batch).",
+    ["stage"],
+    buckets=STAGE_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "mnist_inference_batch_size_images", "Images per forward pass.", buckets=BATCH_BUCKETS
+)
+PREDICTIONS = Counter("mnist_predictions", "Predictions made, by predicted digit.", ["digit"])
+CONFIDENCE = Histogram(
+    "mnist_prediction_confidence",
+    "Probability of the predicted digit; a shift to low values is the first sign of drift.",
+    buckets=CONFIDENCE_BUCKETS,
+)
+REJECTED = Counter(
+    "mnist_rejected_requests", "Requests or batch images refused, by error code.", ["reason"]
+)
+MODEL_INFO = Gauge(
+    "mnist_model_info",
+    "1 for the model name and version a worker serves, 0 for one it served before.",
+    ["model", "version"],
+    multiprocess_mode="livemax",
+)
+MODEL_VERSION = Gauge(
+    "mnist_model_version", "Version being served (0: none).", multiprocess_mode="livemax"
+)
+MODEL_ACCURACY = Gauge(
+    "mnist_model_test_accuracy",
+    "Test-set accuracy of the served version, from its manifest.",
+    multiprocess_mode="livemax",
+)
+MODEL_LOADS = Counter("mnist_model_loads", "Model versions loaded and swapped in or pinned.")
+MODEL_LOAD_FAILURES = Counter(
+    "mnist_model_load_failures", "Model versions that failed verification, parsing or warm-up."
+)
+
+
+def record_served(name: str, version: int, previous: int | None, accuracy: float | None) -> None:
+    """A new version is being served by this worker."""
+    if previous is not None:
+        MODEL_INFO.labels(model=name, version=str(previous)).set(0)
+    MODEL_INFO.labels(model=name, version=str(version)).set(1)
+    MODEL_VERSION.set(version)
+    MODEL_ACCURACY.set(accuracy if accuracy is not None else float("nan"))
+    MODEL_LOADS.inc()
+
+
+def record_predictions(digits: Iterable[int], confidences: Iterable[float]) -> None:
+    """Count predicted digits and their confidences."""
+    for digit, confidence in zip(digits, confidences, strict=True):
+        PREDICTIONS.labels(digit=str(digit)).inc()
+        CONFIDENCE.observe(confidence)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of every worker's metrics (or this process's)."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop a stopped worker's live gauges (its counters keep counting in the sums)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)
+
+
+class RequestMetrics:
+    """Outermost middleware: counts every answered request by route template and status,
+    including those that the limits refuse before routing."""
+
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.routes = [route for route in routes if getattr(route, "path", None)]
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            route = next((r for r in self.routes if r.matches(scope)[0] == Match.FULL), None)
+        return getattr(route, "path", None) or "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500  # if the app dies before answering, that is what the client gets
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            IN_FLIGHT.dec()
+            route = self._template(scope)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            REQUESTS.labels(route=route, method=method, status=str(status)).inc()
+            REQUEST_LATENCY.labels(route=route, method=method).observe(
+                time.perf_counter() - started
+            )
