@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING
 from training.data import DataError, Dataset, load_data
 from training.gate import DEFAULT_MIN_ACCURACY, DEFAULT_TOLERANCE, accuracy_gate, promotion
 from training.recipes import RECIPES, Recipe
+from training.report import push, training_registry, write_textfile
 from training.store import Store, StoreError
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from training.publish import TrainingRun
 
 EXIT_ERROR = 1
@@ -51,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-limit", type=int, help="train on the first N images only (tests)")
     p.add_argument("--no-savedmodel", action="store_true", help="skip the SavedModel export")
     p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
+    p.add_argument(
+        "--pushgateway",
+        default=os.environ.get("PUSHGATEWAY_URL"),
+        help="push final metrics here (default: $PUSHGATEWAY_URL; without it they are written "
+        "as training-metrics.prom beside the model)",
+    )
     return p.parse_args(argv)
 
 
@@ -84,10 +93,16 @@ def run(args: argparse.Namespace) -> int:
         run_ = _train(dataset, recipe, args)
         gate = accuracy_gate(run_.evaluation.accuracy, args.min_accuracy)
         if not gate.ok:
+            if args.pushgateway:
+                _push(args.pushgateway, _registry(store, None, run_))
             raise GateRefused(f"{gate.reason}; nothing was published")
         write_artifacts(run_, staging, savedmodel=not args.no_savedmodel)
+        if not args.pushgateway:
+            write_textfile(_registry(store, None, run_), staging)
         version = store.commit(staging, build_manifest(run_))
     print(f"published {store.name} version {version} at {store.dir / str(version)}")
+    if args.pushgateway:
+        _push(args.pushgateway, _registry(store, version, run_))
     if args.promote:
         _promote(store, version, run_.evaluation.accuracy, args.promote, args.tolerance)
     return 0
@@ -114,6 +129,21 @@ def _train(dataset: Dataset, recipe: Recipe, args: argparse.Namespace) -> Traini
         f"{min(range(10), key=lambda d: evaluation.per_class_accuracy[d])}"
     )
     return TrainingRun(model, recipe, history, evaluation, dataset, duration)
+
+
+def _registry(store: Store, version: int | None, run_: TrainingRun) -> CollectorRegistry:
+    e = run_.evaluation
+    return training_registry(
+        store.name, version, run_.recipe.name, e.accuracy, e.loss, run_.duration_seconds
+    )
+
+
+def _push(gateway: str, registry: CollectorRegistry) -> None:
+    try:
+        push(registry, gateway)
+        print(f"pushed training metrics to {gateway}")
+    except OSError as exc:  # metrics must not fail a good training run
+        print(f"mnist-train: warning: could not push metrics to {gateway} ({exc})", file=sys.stderr)
 
 
 def _promote(store: Store, version: int, accuracy: float, alias: str, tolerance: float) -> None:

@@ -72,9 +72,10 @@ def test_seed_recipe_on_real_mnist_publishes_and_promotes(
     assert manifest["recipe"]["name"] == "seed" and manifest["recipe"]["epochs"] == 5
     assert manifest["model"]["parameters"] == 407050
     assert len(manifest["data"]["files"]) == 4 and len(manifest["data"]["fingerprint"]) == 64
-    assert {"model.keras", "history.json", "training-curves.png", "saved_model.pb"} <= set(
-        manifest["files"]
-    )
+    assert {
+        "model.keras", "history.json", "training-curves.png", "saved_model.pb",
+        "training-metrics.prom",
+    } <= set(manifest["files"])  # fmt: skip
     history = json.loads((store.dir / "1" / "history.json").read_text())
     assert len(history["val_accuracy"]) == 5
     assert store.verify(1) == [] and store.aliases() == {"production": 1}
