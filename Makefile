@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 STORE ?= models
 PORT ?= 8000
 
-.PHONY: install test lint run train clean
+.PHONY: install system-deps test lint run train clean
+
+# Programs some integration tests start for real. Installed when missing and we are root
+# (CI); elsewhere those tests skip with a note saying what to install.
+SYSTEM_PROGRAMS := prometheus promtool prometheus-pushgateway
+SYSTEM_PACKAGES := prometheus prometheus-pushgateway
 
 install: $(VENV)/.installed
 
@@ -15,11 +20,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[serve,train,dev]'
 	touch $@
 
+system-deps:
+	@missing=""; for p in $(SYSTEM_PROGRAMS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+		else echo "note: missing$$missing (apt-get install $(SYSTEM_PACKAGES)); their tests will skip"; fi; \
+	fi
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint system-deps
 	$(BIN)/pytest
 
 # Train the seed recipe when the store has no version yet, then serve on $(PORT).

@@ -59,6 +59,11 @@ def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]
     if not data:
         raise UndecodableImage("the upload is empty: send the bytes of a PNG or JPEG image")
     image = _open(data, max_pixels)
+    if image.format == "JPEG":
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale, in greyscale: a 12 MP photo then
+        # costs a fraction of the time and memory (and passes the pixel limit, which counts
+        # the pixels actually decoded), and a digit needs far fewer pixels.
+        image.draft("L", (WORKING_SIZE, WORKING_SIZE))
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLarge(
@@ -67,13 +72,9 @@ def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]
         )
     if width == 0 or height == 0:
         raise UndecodableImage(f"the image is {width}x{height} pixels")
-    if image.format == "JPEG":
-        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale, in greyscale: a 12 MP photo then
-        # costs a fraction of the time and memory, and a digit needs far fewer pixels.
-        image.draft("L", (WORKING_SIZE, WORKING_SIZE))
     try:
         image.load()
-        return _grey_and_alpha(_reduced(image))
+        return _grey_and_alpha(image)
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError) as exc:
         raise UndecodableImage(
             f"the {image.format} image is truncated or corrupt ({type(exc).__name__})"
@@ -109,13 +110,6 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     )
 
 
-def _reduced(image: Image.Image) -> Image.Image:
-    factor = math.ceil(max(image.size) / WORKING_SIZE)
-    if factor > 1 and image.mode not in ("P", "1"):
-        return image.reduce(factor)
-    return image
-
-
 def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         # 16-bit or float greyscale: stretch to 0..255 (convert("L") would clip instead).
@@ -125,9 +119,18 @@ def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         image.mode == "P" and "transparency" in image.info
     )
     if has_alpha:
-        la = np.asarray(image.convert("RGBA").convert("LA"), dtype=np.float32)
+        image = image.convert("RGBA").convert("LA")
+    else:
+        image = image.convert("L")
+    # Reduce big images to about WORKING_SIZE first (a box filter): every later step is
+    # then cheap, and a digit keeps far more pixels than the 20x20 it will become.
+    factor = math.ceil(max(image.size) / WORKING_SIZE)
+    if factor > 1:
+        image = image.reduce(factor)
+    if has_alpha:
+        la = np.asarray(image, dtype=np.float32)
         return la[..., 0], la[..., 1]
-    return np.asarray(image.convert("L"), dtype=np.float32), None
+    return np.asarray(image, dtype=np.float32), None
 
 
 def to_mnist(grey: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:

@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     poll_interval: float = Field(2.0, gt=0, description="seconds between store polls")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request body")
-    max_pixels: int = Field(16_777_216, ge=784, description="largest image, width x height")
+    max_pixels: int = Field(
+        8_388_608, ge=784, description="largest image, width x height (JPEG: as decoded)"
+    )
     max_batch: int = Field(64, ge=1, description="most images in one batch request")
     max_in_flight: int = Field(64, ge=1, description="requests per worker before 503")
     request_timeout: float = Field(15.0, gt=0, description="seconds to receive and answer")

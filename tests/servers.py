@@ -63,6 +63,17 @@ def serve(store_root: Path, log_dir: Path, *flags: str, ready: bool = True) -> I
                 process.kill()
 
 
+def wait_until_ok(url: str, timeout: float = 60) -> None:
+    """Poll `url` until it answers 200 (a helper server such as Prometheus starting up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout} s")
+
+
 def wait_for(server: Server, path: str, timeout: float = 60) -> None:
     """Poll `path` until it answers 200, or fail with the server's log."""
     deadline = time.monotonic() + timeout

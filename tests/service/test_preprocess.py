@@ -182,3 +182,13 @@ def test_mnist_pngs_keep_their_predictions(seed_store: SeedRun, mnist_dir: Path)
     direct = model.predict(digits.reshape(-1, 784) / np.float32(255)).argmax(1)
     through = model.predict(np.stack([pp.preprocess(png(d), LIMIT) for d in digits])).argmax(1)
     assert (direct == through).mean() >= 0.995
+
+
+def test_big_jpeg_photo_is_decoded_at_reduced_scale_but_big_png_is_refused() -> None:
+    photo = Image.new("L", (4000, 3000), 230)
+    photo.paste(20, (1800, 1000, 2000, 2200))  # a dark bar: a '1' on paper
+    limit = 8_388_608
+    sample = pp.preprocess(encode(photo, "JPEG", quality=80), limit)
+    assert sample.reshape(28, 28)[4:24, 12:16].mean() > 0.5
+    with pytest.raises(ImageTooLarge, match="4000x3000 = 12000000 pixels"):
+        pp.preprocess(encode(photo, "PNG"), limit)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import SeedRun
-from tests.servers import free_port, serve
+from tests.servers import free_port, serve, wait_until_ok
 from tests.tools import require_program
 from tests.uploads import png
 from training.data import load_idx_dir
@@ -40,12 +40,7 @@ def prometheus(target: str, tmp_path: Path) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
+        wait_until_ok(f"{url}/-/ready")
         yield url
     finally:
         process.terminate()

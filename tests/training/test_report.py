@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_ok
 from tests.tools import require_program
 from training.report import push, training_registry, write_textfile
 
@@ -55,12 +53,7 @@ def test_push_reaches_a_real_pushgateway(tmp_path: Path) -> None:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/-/ready").status_code == 200:
-                    break
-            time.sleep(0.1)
+        wait_until_ok(f"{url}/-/ready")
         push(training_registry("mnist", 7, "best", 0.9905, 0.04, 200.0), f"127.0.0.1:{port}")
         scraped = httpx.get(f"{url}/metrics").text
     finally:
