@@ -49,11 +49,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-accuracy", type=float, default=DEFAULT_MIN_ACCURACY)
     p.add_argument("--promote", metavar="ALIAS", help="move this alias to the new version")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    p.add_argument(
+        "--no-worse-than",
+        metavar="ALIAS",
+        help="publish nothing if worse than the version ALIAS names by more than --tolerance",
+    )
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p.add_argument("--seed", type=int, help="override the recipe's random seed")
     p.add_argument("--train-limit", type=int, help="train on the first N images only (tests)")
     p.add_argument("--no-savedmodel", action="store_true", help="skip the SavedModel export")
     p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
+    p.add_argument(
+        "--if-empty", action="store_true", help="do nothing if the store already holds a version"
+    )
     p.add_argument(
         "--pushgateway",
         default=os.environ.get("PUSHGATEWAY_URL"),
@@ -83,15 +91,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, gate and publish; returns the exit code."""
+    store = Store(args.store, args.name)
+    if args.if_empty and store.versions():
+        print(f"{store.dir} already holds version {store.versions()[-1]}; nothing to do")
+        return 0
     dataset = load_data(args.data_dir, args.npz)
     recipe = RECIPES[args.recipe].with_overrides(epochs=args.epochs, seed=args.seed)
-    store = Store(args.store, args.name)
     with store.publishing() as staging:  # fails now, not after training, if unwritable
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from training.publish import build_manifest, write_artifacts
 
         run_ = _train(dataset, recipe, args)
         gate = accuracy_gate(run_.evaluation.accuracy, args.min_accuracy)
+        if gate.ok and args.no_worse_than:
+            current = _current(store, args.no_worse_than)
+            gate = promotion(run_.evaluation.accuracy, current, args.no_worse_than, args.tolerance)
         if not gate.ok:
             if args.pushgateway:
                 _push(args.pushgateway, _registry(store, None, run_))
@@ -146,12 +160,19 @@ def _push(gateway: str, registry: CollectorRegistry) -> None:
         print(f"mnist-train: warning: could not push metrics to {gateway} ({exc})", file=sys.stderr)
 
 
+def _current(store: Store, alias: str) -> tuple[int, float] | None:
+    """(version, test accuracy) of what `alias` names now, or None if it is unset."""
+    version = store.aliases().get(alias)
+    if version is None:
+        return None
+    try:
+        return version, float(store.manifest(version)["metrics"]["accuracy"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"version {version}'s manifest has no test accuracy ({exc})") from exc
+
+
 def _promote(store: Store, version: int, accuracy: float, alias: str, tolerance: float) -> None:
-    current_version = store.aliases().get(alias)
-    current = None
-    if current_version is not None:
-        current = (current_version, float(store.manifest(current_version)["metrics"]["accuracy"]))
-    decision = promotion(accuracy, current, alias, tolerance)
+    decision = promotion(accuracy, _current(store, alias), alias, tolerance)
     if decision.ok:
         store.set_alias(alias, version)
         print(f"promoted: {alias!r} -> version {version} ({decision.reason})")

@@ -98,3 +98,33 @@ def test_worse_second_run_publishes_but_keeps_the_alias(
     assert "not promoted: test accuracy" in second.stdout
     assert store.aliases() == {"production": 1}
     assert store.verify(2) == []
+
+
+def test_if_empty_does_nothing_when_the_store_has_a_version(tmp_path: Path) -> None:
+    from tests.keras_files import publish_layers, random_layers
+
+    store = Store(tmp_path / "s")
+    publish_layers(store, random_layers())
+    proc = mnist_train(
+        "--store", str(store.root), "--data-dir", str(tmp_path / "nope"), "--if-empty"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{store.dir} already holds version 1; nothing to do\n"
+    assert store.versions() == [1]
+
+
+@pytest.mark.integration
+def test_no_worse_than_refuses_a_model_below_production(idx_dir: Path, tmp_path: Path) -> None:
+    from tests.keras_files import publish_layers, random_layers
+
+    store = Store(tmp_path / "s")
+    publish_layers(store, random_layers(), accuracy=0.999)
+    store.set_alias("production", 1)
+    proc = mnist_train(
+        "--data-dir", str(idx_dir), "--store", str(store.root), "--epochs", "1",
+        "--min-accuracy", "0", "--no-worse-than", "production", "--no-savedmodel",
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert "is worse than version 1's 0.9990 by more than 0.002" in proc.stderr
+    assert "nothing was published" in proc.stderr
+    assert store.versions() == [1]
