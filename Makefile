@@ -14,10 +14,11 @@ SYSTEM_PACKAGES := prometheus prometheus-pushgateway
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml deploy/lint/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[serve,train,dev]'
+	npm ci --prefix deploy/lint --no-audit --no-fund --silent
 	touch $@
 
 system-deps:
