@@ -98,13 +98,16 @@ def _bilinear(images: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     # Into padded coordinates; just inside the far padding so x0 + 1 never leaves the image.
     xs = np.clip(xs, -1, SIDE - 1e-3) + 1
     ys = np.clip(ys, -1, SIDE - 1e-3) + 1
-    x0, y0 = np.floor(xs), np.floor(ys)
-    fx, fy = xs - x0, ys - y0
+    x0f, y0f = np.floor(xs), np.floor(ys)
+    fx, fy = xs - x0f, ys - y0f  # float32 throughout: int32 - float32 would make float64
+    x0, y0 = x0f.astype(np.intp), y0f.astype(np.intp)  # intp: no conversion per gather
     padded = np.zeros((b, _PADDED, _PADDED), np.float32)
     padded[:, 1 : SIDE + 1, 1 : SIDE + 1] = images
     flat = padded.ravel()
-    idx = (np.arange(b) * _PADDED * _PADDED)[:, None, None]
-    idx = idx + y0.astype(np.int64) * _PADDED + x0.astype(np.int64)
-    top = flat[idx] * (1 - fx) + flat[idx + 1] * fx
-    bottom = flat[idx + _PADDED] * (1 - fx) + flat[idx + _PADDED + 1] * fx
-    return top * (1 - fy) + bottom * fy
+    idx = (np.arange(b, dtype=np.intp) * (_PADDED * _PADDED))[:, None, None]
+    idx = idx + y0 * _PADDED + x0
+    top_left, top_right = flat[idx], flat[idx + 1]
+    bottom_left, bottom_right = flat[idx + _PADDED], flat[idx + _PADDED + 1]
+    top = top_left + fx * (top_right - top_left)
+    bottom = bottom_left + fx * (bottom_right - bottom_left)
+    return top + fy * (bottom - top)

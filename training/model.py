@@ -15,7 +15,7 @@ import numpy as np
 
 from training.augment import distort, elastic_bank
 from training.data import IMAGE_SIDE, NUM_CLASSES
-from training.recipes import Recipe
+from training.recipes import Augmentation, Recipe
 
 INPUT_SIZE = IMAGE_SIDE * IMAGE_SIDE
 HIDDEN_UNITS = 512
@@ -65,6 +65,14 @@ def _optimizer(recipe: Recipe, steps: int) -> keras.optimizers.Optimizer:
     return optimizers[recipe.optimizer](learning_rate=lr, **ema)
 
 
+def distorted_share(aug: Augmentation, epoch: int, epochs: int) -> float:
+    """Fraction of the images distorted in `epoch`: constant, or moving linearly from
+    `probability` to `final_probability`, so the last epochs see mostly clean digits."""
+    if aug.final_probability is None or epochs < 2:
+        return aug.probability
+    return aug.probability + (aug.final_probability - aug.probability) * epoch / (epochs - 1)
+
+
 def augmented_epochs(images: np.ndarray, recipe: Recipe, chunk: int = 4096) -> Iterator[np.ndarray]:
     """One freshly distorted float copy of `images` per epoch, prepared one epoch ahead in a
     background thread (NumPy releases the GIL, so it overlaps with the training step).
@@ -78,7 +86,9 @@ def augmented_epochs(images: np.ndarray, recipe: Recipe, chunk: int = 4096) -> I
     def one_epoch(epoch: int) -> np.ndarray:
         rng = np.random.default_rng([recipe.seed, epoch])
         out = images.reshape(len(images), -1).astype(np.float32) / 255
-        chosen = np.flatnonzero(rng.random(len(images)) < aug.probability)
+        chosen = np.flatnonzero(
+            rng.random(len(images)) < distorted_share(aug, epoch, recipe.epochs)
+        )
         for i in range(0, len(chosen), chunk):
             rows = chosen[i : i + chunk]
             out[rows] = distort(images[rows].astype(np.float32) / 255, aug, rng, bank)

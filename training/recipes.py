@@ -21,11 +21,18 @@ class Augmentation:
     elastic_alpha: float = 0.0  # largest elastic displacement in pixels; 0 turns it off
     elastic_sigma: float = 4.0  # smoothness of the elastic field, in pixels
     probability: float = 1.0  # fraction of the images distorted each epoch; the rest stay clean
+    final_probability: float | None = None  # if set, the fraction moves linearly to this
 
     @property
     def enabled(self) -> bool:
         return any(
-            (self.rotation_degrees, self.scale, self.shear, self.shift_pixels, self.elastic_alpha)
+            (
+                self.rotation_degrees,
+                self.scale,
+                self.shear,
+                self.shift_pixels,
+                self.elastic_alpha,
+            )
         )
 
 
@@ -57,26 +64,29 @@ class Recipe:
 # The course, exactly: rmsprop, categorical cross-entropy, 5 epochs of batches of 128.
 SEED = Recipe(name="seed")
 
-# Same network; Adam with warm-up and cosine decay, weight averaging, and affine plus
-# elastic distortions of the training images (Simard et al., 2003), which is what lets a
-# one-hidden-layer perceptron pass 99% on the test set.
+# Same network; Adam with warm-up, cosine decay and weight averaging, on digits distorted by
+# rotation, shear and elastic fields (Simard et al., 2003) about their own centre of mass:
+# MNIST digits are centred by mass, so shifts and rescaling would only teach the perceptron
+# positions and sizes the test set never shows. The share of distorted images falls from all
+# to 30% over the run, so the last epochs look like the test set. Sized to finish within
+# five minutes on two cores; see the note on issue 2 for what each choice measured.
 BEST = Recipe(
     name="best",
     optimizer="adam",
-    learning_rate=0.001,
+    learning_rate=0.002,
     schedule="warmup_cosine",
     warmup_fraction=0.05,
-    ema_momentum=0.999,
-    epochs=30,
+    ema_momentum=0.9995,
+    epochs=32,
     batch_size=128,
-    validation_split=0.05,
+    validation_split=0.02,
     augmentation=Augmentation(
         rotation_degrees=12.0,
-        scale=0.1,
         shear=0.15,
-        shift_pixels=2.0,
         elastic_alpha=2.0,
         elastic_sigma=4.0,
+        probability=1.0,
+        final_probability=0.3,
     ),
 )
 

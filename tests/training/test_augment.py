@@ -47,3 +47,28 @@ def test_elastic_fields_peak_at_alpha() -> None:
 
 def test_gaussian_matrix_rows_sum_to_one() -> None:
     np.testing.assert_allclose(gaussian_matrix(4.0).sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_rotation_and_shear_keep_the_centre_of_mass() -> None:
+    images = np.zeros((4, 28, 28), np.float32)
+    images[:, 5:20, 9:13] = 1.0  # an off-centre bar
+    images[:, 5:8, 9:18] = 1.0
+    aug = Augmentation(rotation_degrees=15.0, shear=0.2)
+    out = distort(images, aug, np.random.default_rng(3)).reshape(4, 28, 28)
+    rows, cols = np.indices((28, 28))
+
+    def com(x: np.ndarray) -> tuple[float, float]:
+        return float((rows * x).sum() / x.sum()), float((cols * x).sum() / x.sum())
+
+    for before, after in zip(images, out, strict=True):
+        np.testing.assert_allclose(com(after), com(before), atol=0.35)
+
+
+def test_distorted_share_fades_to_its_final_value() -> None:
+    from training.model import distorted_share
+
+    aug = Augmentation(rotation_degrees=5.0, probability=1.0, final_probability=0.3)
+    shares = [distorted_share(aug, epoch, 8) for epoch in range(8)]
+    assert shares[0] == 1.0 and abs(shares[-1] - 0.3) < 1e-9
+    assert all(a > b for a, b in zip(shares, shares[1:], strict=False))
+    assert distorted_share(Augmentation(probability=0.5), 3, 8) == 0.5
