@@ -124,12 +124,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(dataset: Dataset, recipe: Recipe, args: argparse.Namespace) -> TrainingRun:
     from training.evaluate import evaluate
-    from training.model import build_model, fit, to_inputs
+    from training.model import build_model, fit, seed_everything, to_inputs
     from training.publish import TrainingRun
 
     x, y = dataset.x_train, dataset.y_train
     if args.train_limit:
         x, y = x[: args.train_limit], y[: args.train_limit]
+    seed_everything(recipe.seed)
     model = build_model()
     started = time.monotonic()
     history = fit(model, x, y, recipe, verbose=0 if args.quiet else "auto")

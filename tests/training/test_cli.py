@@ -128,3 +128,24 @@ def test_no_worse_than_refuses_a_model_below_production(idx_dir: Path, tmp_path:
     assert "is worse than version 1's 0.9990 by more than 0.002" in proc.stderr
     assert "nothing was published" in proc.stderr
     assert store.versions() == [1]
+
+
+@pytest.mark.integration
+def test_same_seed_same_weights(idx_dir: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    store = Store(tmp_path / "s")
+    for _ in range(2):
+        proc = mnist_train(
+            "--data-dir", str(idx_dir), "--store", str(store.root), "--epochs", "2",
+            "--min-accuracy", "0", "--no-savedmodel", "--seed", "7",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+
+    def weights(version: int) -> bytes:
+        with zipfile.ZipFile(store.dir / str(version) / "model.keras") as archive:
+            return archive.read("model.weights.h5")
+
+    assert weights(1) == weights(2)
+    assert store.manifest(1)["metrics"] == store.manifest(2)["metrics"]
+    assert store.manifest(1)["recipe"]["seed"] == 7
