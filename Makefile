@@ -9,8 +9,8 @@ PORT ?= 8000
 
 # Programs some integration tests start for real. Installed when missing and we are root
 # (CI); elsewhere those tests skip with a note saying what to install.
-SYSTEM_PROGRAMS := prometheus promtool prometheus-pushgateway
-SYSTEM_PACKAGES := prometheus prometheus-pushgateway
+SYSTEM_PROGRAMS := prometheus promtool prometheus-pushgateway wrk
+SYSTEM_PACKAGES := prometheus prometheus-pushgateway wrk
 
 install: $(VENV)/.installed
 

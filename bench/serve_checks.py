@@ -39,7 +39,8 @@ def start(cmd: list[str], log: Path, port: int) -> tuple[Server, float]:
     """Start a server; return it and the seconds from spawn to /readyz = 200."""
     started = time.monotonic()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_")}
-    process = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     server = Server(process, f"http://127.0.0.1:{port}", log)
     wait_for(server, "/readyz")
     return server, time.monotonic() - started

@@ -1,0 +1,244 @@
+"""Throughput and latency of the service against its references, in one run, with wrk.
+
+For each server (service: multipart, raw, batch of 64; no-op FastAPI: multipart, raw;
+textbook Keras) and each worker count and concurrency, wrk (keep-alive, 1 thread, so it
+takes little of the two cores) runs for --duration seconds after a warm-up. Prints and
+writes JSON (raw wrk output included) and a Markdown table.
+
+Usage: python bench/harness.py --store DIR [--duration 10] [--concurrency 1 16 64]
+                               [--workers 1 2] [--out bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.serve_checks import startup  # noqa: E402
+from tests.servers import Server, free_port, wait_for  # noqa: E402
+from tests.uploads import png  # noqa: E402
+
+BOUNDARY = "benchboundary7MA4YWxkTrZu0gW"
+LATENCY_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def multipart_body(files: list[bytes], field: str) -> bytes:
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; '
+        f'filename="d{i}.png"\r\nContent-Type: image/png\r\n\r\n'.encode()
+        + data
+        + b"\r\n"
+        for i, data in enumerate(files)
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+def lua_script(folder: Path, name: str, body: bytes, content_type: str) -> Path:
+    (folder / f"{name}.body").write_bytes(body)
+    script = folder / f"{name}.lua"
+    script.write_text(
+        f'local f = io.open("{folder / (name + ".body")}", "rb")\n'
+        'wrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n'
+        f'wrk.headers["Content-Type"] = "{content_type}"\n'
+    )
+    return script
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """Requests/s, p50 and p99 latency (ms), and non-2xx count from `wrk --latency`."""
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return round(float(value) * LATENCY_UNITS[unit], 3)
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": sum(map(int, socket.groups())) if socket else 0,
+    }
+
+
+def wrk(url: str, script: Path, concurrency: int, duration: float) -> tuple[dict, str]:
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    base = [binary, "-t1", f"-c{concurrency}", "-s", str(script), "--latency"]
+    subprocess.run([*base, "-d1s", url], capture_output=True, check=True)  # warm-up
+    seconds = max(1, round(duration))
+    out = subprocess.run([*base, f"-d{seconds}s", url], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    return parse_wrk(out), out
+
+
+def start(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Server:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_")}
+    full_env.update(env or {})
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    wait_for(server, "/docs", timeout=120)
+    return server
+
+
+def stop(server: Server) -> None:
+    server.process.terminate()
+    server.process.wait(timeout=60)
+
+
+def uvicorn_cmd(app: str, port: int, workers: int, factory: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", str(workers),
+           "--log-level", "warning"]  # fmt: skip
+    return [*cmd, "--factory"] if factory else cmd
+
+
+def run(args: argparse.Namespace) -> dict:
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 12:16] = 255
+    image = png(digit)
+    model = next(iter(sorted((args.store / "mnist").glob("[1-9]*/model.keras"))))
+    results: dict = {"runs": [], "raw": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        scripts = {
+            "multipart": lua_script(folder, "multipart", multipart_body([image], "file"),
+                                    f"multipart/form-data; boundary={BOUNDARY}"),
+            "raw": lua_script(folder, "raw", image, "image/png"),
+            "batch64": lua_script(folder, "batch64", multipart_body([image] * 64, "files"),
+                                  f"multipart/form-data; boundary={BOUNDARY}"),
+        }  # fmt: skip
+        servers = {
+            "service": lambda port, w: start(
+                [sys.executable, "-m", "service.cli", "--store", str(args.store),
+                 "--port", str(port), "--workers", str(w), "--max-in-flight", "1024"],
+                port, folder / "service.log"),
+            "noop": lambda port, w: start(
+                uvicorn_cmd("bench.reference_apps:noop", port, w), port, folder / "noop.log"),
+            "textbook": lambda port, w: start(
+                uvicorn_cmd("bench.reference_apps:make_textbook", port, w, factory=True),
+                port, folder / "textbook.log", {"BENCH_MODEL": str(model)}),
+        }  # fmt: skip
+        paths = {
+            "service": {"multipart": "/v1/predict", "raw": "/v1/predict",
+                        "batch64": "/v1/predict/batch"},
+            "noop": {"multipart": "/multipart", "raw": "/raw"},
+            "textbook": {"multipart": "/predict"},
+        }  # fmt: skip
+        for workers in args.workers:
+            for name, make in servers.items():
+                if name == "textbook" and args.skip_textbook:
+                    continue
+                port = free_port()
+                server = make(port, workers)
+                try:
+                    for kind, path in paths[name].items():
+                        for concurrency in args.concurrency:
+                            stats, raw = wrk(server.url + path, scripts[kind], concurrency,
+                                             args.duration)  # fmt: skip
+                            run_ = {"server": name, "request": kind, "workers": workers,
+                                    "concurrency": concurrency, **stats}  # fmt: skip
+                            if kind == "batch64":
+                                run_["images_per_s"] = round(stats["requests_per_s"] * 64, 1)
+                            results["runs"].append(run_)
+                            results["raw"][f"{name}/{kind}/w{workers}/c{concurrency}"] = raw
+                            print(json.dumps(run_), flush=True)
+                finally:
+                    stop(server)
+        results["startup"] = startup(args.store, runs=3 if not args.quick else 1, tmp=folder)
+    results["ratios"] = ratios(results["runs"])
+    return results
+
+
+def ratios(runs: list[dict]) -> list[dict]:
+    """service / no-op and service / textbook, per request kind, workers and concurrency."""
+    index = {(r["server"], r["request"], r["workers"], r["concurrency"]): r for r in runs}
+    out = []
+    for (server, kind, workers, conc), run_ in index.items():
+        if server != "service" or kind == "batch64":
+            continue
+        row = {"request": kind, "workers": workers, "concurrency": conc}
+        noop = index.get(("noop", kind, workers, conc))
+        textbook = index.get(("textbook", "multipart", workers, conc))
+        if noop:
+            row["service_over_noop"] = round(run_["requests_per_s"] / noop["requests_per_s"], 3)
+        if textbook and kind == "multipart":
+            row["service_over_textbook"] = round(
+                run_["requests_per_s"] / textbook["requests_per_s"], 1
+            )
+        out.append(row)
+    return out
+
+
+def markdown(results: dict) -> str:
+    header = "| server | request | workers | concurrency | req/s | images/s | p50 ms | p99 ms |"
+    lines = [header + " non-2xx |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results["runs"]:
+        lines.append(
+            f"| {r['server']} | {r['request']} | {r['workers']} | {r['concurrency']} | "
+            f"{r['requests_per_s']:.0f} | {r.get('images_per_s', '')} | {r['p50_ms']} | "
+            f"{r['p99_ms']} | {r['non_2xx']} |"
+        )
+    lines += ["", "| request | workers | concurrency | service / no-op | service / textbook |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for r in results["ratios"]:
+        lines.append(
+            f"| {r['request']} | {r['workers']} | {r['concurrency']} | "
+            f"{r.get('service_over_noop', '')} | {r.get('service_over_textbook', '')} |"
+        )
+    s = results["startup"]
+    lines += ["", f"Start-up to ready: {s['ready_seconds_median']:.2f} s (bare FastAPI "
+              f"{s['bare_fastapi_ready_seconds_median']:.2f} s); RSS at ready "
+              f"{s['rss_mb_at_ready']:.0f} MB per worker."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--store", type=Path, required=True)
+    p.add_argument("--duration", type=float, default=10)
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--skip-textbook", action="store_true")
+    p.add_argument("--quick", action="store_true", help="fewer start-up runs (smoke test)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = p.parse_args(argv)
+    started = datetime.datetime.now(datetime.UTC)
+    results = run(args)
+    results["meta"] = {
+        "date": started.isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "command": " ".join(["python", "bench/harness.py", *(argv or sys.argv[1:])]),
+        "seconds": round(time.time() - started.timestamp(), 1),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%S")
+    (args.out / f"harness-{stamp}.json").write_text(json.dumps(results, indent=2))
+    (args.out / f"harness-{stamp}.md").write_text(markdown(results) + "\n")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
