@@ -150,20 +150,29 @@ def ink_map(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     grey = grey.astype(np.float32, copy=True)
     if alpha is not None and alpha.min() < 255:
         grey = _composite(grey, alpha / 255.0)
-    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
-    background = float(np.median(border))
+    # One sort of the border gives its median and 95th percentile; np.median and
+    # np.percentile cost ~50 us each on a few hundred values (most of a 28x28 request).
+    border = np.sort(np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]]))
+    background, high = _quantile(border, 0.5), _quantile(border, 0.95)
     if background > 127:  # dark ink on light paper: MNIST is the other way round
         grey = 255.0 - grey
-        border = 255.0 - border
-        background = 255.0 - background
+        background, high = 255.0 - background, 255.0 - _quantile(border, 0.05)
     peak = float(grey.max())
     if peak - background < 1.0:
         return np.zeros_like(grey)
-    ink = (grey - background) / (peak - background)
     # The border's spread above its median is paper texture, lighting and JPEG noise: an
     # MNIST digit's border is all zero, so this floor is 0 for it and changes nothing.
-    floor = float(np.clip((np.percentile(border, 95) - background) / (peak - background), 0, 0.5))
-    return np.clip((ink - floor) / (1.0 - floor), 0.0, 1.0)
+    floor = min(max((high - background) / (peak - background), 0.0), 0.5)
+    ink = (grey - background) * (1.0 / ((peak - background) * (1.0 - floor))) - floor / (1 - floor)
+    return np.clip(ink, 0.0, 1.0, out=ink)
+
+
+def _quantile(ascending: np.ndarray, q: float) -> float:
+    """Linear-interpolated quantile of an already sorted 1-D array (as np.percentile)."""
+    position = q * (len(ascending) - 1)
+    low = int(position)
+    high = min(low + 1, len(ascending) - 1)
+    return float(ascending[low] + (ascending[high] - ascending[low]) * (position - low))
 
 
 def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
