@@ -29,8 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.serve_checks import startup  # noqa: E402
-from tests.servers import Server, free_port, wait_for  # noqa: E402
+from bench.serve_checks import start, startup, stop  # noqa: E402
+from tests.servers import Server, free_port  # noqa: E402
 from tests.uploads import png  # noqa: E402
 
 BOUNDARY = "benchboundary7MA4YWxkTrZu0gW"
@@ -92,21 +92,9 @@ def wrk(url: str, script: Path, concurrency: int, duration: float) -> tuple[dict
     return parse_wrk(out), out
 
 
-def start(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Server:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_")}
-    full_env.update(env or {})
-    with log.open("w") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    wait_for(server, "/docs", timeout=120)
-    return server
-
-
-def stop(server: Server) -> None:
-    server.process.terminate()
-    server.process.wait(timeout=60)
+def start_ready(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Server:
+    """Start a server and wait for its OpenAPI page (the reference apps have no /readyz)."""
+    return start(cmd, log, port, env, ready_path="/docs")[0]
 
 
 def uvicorn_cmd(app: str, port: int, workers: int, factory: bool = False) -> list[str]:
@@ -131,13 +119,13 @@ def run(args: argparse.Namespace) -> dict:
                                   f"multipart/form-data; boundary={BOUNDARY}"),
         }  # fmt: skip
         servers = {
-            "service": lambda port, w: start(
+            "service": lambda port, w: start_ready(
                 [sys.executable, "-m", "service.cli", "--store", str(args.store),
                  "--port", str(port), "--workers", str(w), "--max-in-flight", "1024"],
                 port, folder / "service.log"),
-            "noop": lambda port, w: start(
+            "noop": lambda port, w: start_ready(
                 uvicorn_cmd("bench.reference_apps:noop", port, w), port, folder / "noop.log"),
-            "textbook": lambda port, w: start(
+            "textbook": lambda port, w: start_ready(
                 uvicorn_cmd("bench.reference_apps:make_textbook", port, w, factory=True),
                 port, folder / "textbook.log", {"BENCH_MODEL": str(model)}),
         }  # fmt: skip

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import lua_script, wrk  # noqa: E402
 from tests.servers import serve  # noqa: E402
 from tests.uploads import png  # noqa: E402
 
@@ -58,29 +58,12 @@ def metric_cost_seconds(number: int = 20000) -> float:
 
 def request_cost_seconds(store: Path, seconds: int, tmp: Path) -> tuple[float, str]:
     """Seconds per request of one worker at concurrency 1, from wrk's throughput."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is not installed (apt-get install wrk)")
     digit = np.zeros((28, 28), np.uint8)
     digit[5:23, 12:16] = 255
-    (tmp / "digit.png").write_bytes(png(digit))
-    (tmp / "post.lua").write_text(
-        f'local f = io.open("{tmp / "digit.png"}", "rb")\n'
-        'wrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n'
-        'wrk.headers["Content-Type"] = "image/png"\n'
-    )
+    script = lua_script(tmp, "raw", png(digit), "image/png")
     with serve(store, tmp) as server:
-        url = f"{server.url}/v1/predict"
-        subprocess.run([wrk, "-t1", "-c1", "-d2s", "-s", str(tmp / "post.lua"), url],
-                       capture_output=True, check=True)  # fmt: skip
-        out = subprocess.run(
-            [wrk, "-t1", "-c1", f"-d{seconds}s", "-s", str(tmp / "post.lua"), url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return 1 / rate, out
+        stats, out = wrk(f"{server.url}/v1/predict", script, concurrency=1, duration=seconds)
+    return 1 / stats["requests_per_s"], out
 
 
 def main() -> int:

@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from tests.keras_files import publish_layers, random_layers  # noqa: E402
 from tests.servers import Server, free_port, wait_for  # noqa: E402
@@ -35,20 +36,30 @@ async def ready() -> dict:
 """
 
 
-def start(cmd: list[str], log: Path, port: int) -> tuple[Server, float]:
-    """Start a server; return it and the seconds from spawn to /readyz = 200."""
+def start(
+    cmd: list[str],
+    log: Path,
+    port: int,
+    env: dict[str, str] | None = None,
+    ready_path: str = "/readyz",
+) -> tuple[Server, float]:
+    """Start a server from the repository root; return it and the seconds from spawn to
+    `ready_path` answering 200."""
     started = time.monotonic()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_")}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_")}
+    full_env.update(env or {})
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT
+        )
     server = Server(process, f"http://127.0.0.1:{port}", log)
-    wait_for(server, "/readyz")
+    wait_for(server, ready_path, timeout=120)
     return server, time.monotonic() - started
 
 
 def stop(server: Server) -> None:
     server.process.terminate()
-    server.process.wait(timeout=30)
+    server.process.wait(timeout=60)
 
 
 def serve_cmd(store: Path, port: int, *flags: str) -> list[str]:
