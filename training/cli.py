@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, gate and publish; returns the exit code."""
     store = Store(args.store, args.name)
-    if args.if_empty and store.versions():
-        print(f"{store.dir} already holds version {store.versions()[-1]}; nothing to do")
+    if args.if_empty and (published := store.versions()):
+        print(f"{store.dir} already holds version {published[-1]}; nothing to do")
         return 0
     dataset = load_data(args.data_dir, args.npz)
     recipe = RECIPES[args.recipe].with_overrides(epochs=args.epochs, seed=args.seed)

@@ -65,8 +65,6 @@ def _optimizer(recipe: Recipe, steps: int) -> keras.optimizers.Optimizer:
     elif recipe.schedule != "constant":
         raise ValueError(f"unknown schedule {recipe.schedule!r}")
     ema = {"use_ema": True, "ema_momentum": recipe.ema_momentum} if recipe.ema_momentum else {}
-    if recipe.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True, **ema)
     optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
     if recipe.optimizer not in optimizers:
         raise ValueError(f"unknown optimizer {recipe.optimizer!r}")

@@ -26,13 +26,7 @@ class Augmentation:
     @property
     def enabled(self) -> bool:
         return any(
-            (
-                self.rotation_degrees,
-                self.scale,
-                self.shear,
-                self.shift_pixels,
-                self.elastic_alpha,
-            )
+            (self.rotation_degrees, self.scale, self.shear, self.shift_pixels, self.elastic_alpha)
         )
 
 
