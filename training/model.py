@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from training.augment import distort, elastic_bank
 from training.data import IMAGE_SIDE, NUM_CLASSES
+from training.loop import train_epochs
 from training.recipes import Augmentation, Recipe
 
 INPUT_SIZE = IMAGE_SIDE * IMAGE_SIDE
@@ -79,26 +80,30 @@ def distorted_share(aug: Augmentation, epoch: int, epochs: int) -> float:
     return aug.probability + (aug.final_probability - aug.probability) * epoch / (epochs - 1)
 
 
-def augmented_epochs(images: np.ndarray, recipe: Recipe, chunk: int = 4096) -> Iterator[np.ndarray]:
-    """One freshly distorted float copy of `images` per epoch, prepared one epoch ahead in a
-    background thread (NumPy releases the GIL, so it overlaps with the training step).
-
-    Feeding whole arrays to `fit` runs at the speed of plain arrays; a per-batch Python
-    generator (PyDataset) made each step three times slower here.
+def augmented_epochs(
+    images: np.ndarray, labels: np.ndarray, recipe: Recipe, chunk: int = 256
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per epoch, a shuffled and freshly distorted float copy of `images` with its one-hot
+    labels, prepared one epoch ahead in a background thread (NumPy releases the GIL, so it
+    overlaps with the training step). Chunks of 256 images keep NumPy's temporaries small
+    enough to be reused rather than mapped afresh: 1.9 s per epoch instead of 3.2 s.
     """
     aug = recipe.augmentation
     bank = elastic_bank(aug, np.random.default_rng(recipe.seed)) if aug.elastic_alpha else None
+    onehot = keras.utils.to_categorical(labels, NUM_CLASSES)
 
-    def one_epoch(epoch: int) -> np.ndarray:
+    def one_epoch(epoch: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([recipe.seed, epoch])
-        out = images.reshape(len(images), -1).astype(np.float32) / 255
+        order = rng.permutation(len(images))
+        source = images[order]
+        out = source.reshape(len(source), -1).astype(np.float32) / 255
         chosen = np.flatnonzero(
-            rng.random(len(images)) < distorted_share(aug, epoch, recipe.epochs)
+            rng.random(len(source)) < distorted_share(aug, epoch, recipe.epochs)
         )
         for i in range(0, len(chosen), chunk):
             rows = chosen[i : i + chunk]
-            out[rows] = distort(images[rows].astype(np.float32) / 255, aug, rng, bank)
-        return out
+            out[rows] = distort(source[rows].astype(np.float32) / 255, aug, rng, bank)
+        return out, onehot[order]
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         upcoming = pool.submit(one_epoch, 0)
@@ -112,31 +117,36 @@ def augmented_epochs(images: np.ndarray, recipe: Recipe, chunk: int = 4096) -> I
 def fit(
     model: keras.Model, x: np.ndarray, y: np.ndarray, recipe: Recipe, verbose: int | str = "auto"
 ) -> dict[str, list[float]]:
-    """Train on uint8 images and integer labels; returns the per-epoch history."""
+    """Train on uint8 images and integer labels; returns the per-epoch history.
+
+    Without augmentation this is the course's `model.fit`. With it, each epoch is a new draw
+    of distorted digits, trained on by the compiled loop of `training.loop`.
+    """
     order = np.random.default_rng(recipe.seed).permutation(len(x))
     n_val = int(len(x) * recipe.validation_split)
     val, train = order[:n_val], order[n_val:]
     y_onehot = keras.utils.to_categorical(y, NUM_CLASSES)
     steps = recipe.epochs * math.ceil(len(train) / recipe.batch_size)
     compile_model(model, recipe, steps)
-    common = {
-        "batch_size": recipe.batch_size,
-        "validation_data": (to_inputs(x[val]), y_onehot[val]) if n_val else None,
-        "verbose": verbose,
-    }
+    validation = (to_inputs(x[val]), y_onehot[val]) if n_val else None
     if not recipe.augmentation.enabled:
-        history = model.fit(to_inputs(x[train]), y_onehot[train], epochs=recipe.epochs, **common)
-        return _plain(history.history)
-    merged: dict[str, list[float]] = {}
-    for epoch, images in enumerate(augmented_epochs(x[train], recipe)):
-        # One fit call per epoch on a new draw; the optimiser's step count (and with it the
-        # learning-rate schedule and the weight average) carries over between calls.
         history = model.fit(
-            images, y_onehot[train], epochs=epoch + 1, initial_epoch=epoch, **common
+            to_inputs(x[train]),
+            y_onehot[train],
+            epochs=recipe.epochs,
+            batch_size=recipe.batch_size,
+            validation_data=validation,
+            verbose=verbose,
         )
-        for key, values in _plain(history.history).items():
-            merged.setdefault(key, []).extend(values)
-    return merged
+        return _plain(history.history)
+    return train_epochs(
+        model,
+        augmented_epochs(x[train], y[train], recipe),
+        recipe.epochs,
+        recipe.batch_size,
+        validation,
+        verbose,
+    )
 
 
 def _plain(history: dict[str, list[float]]) -> dict[str, list[float]]:

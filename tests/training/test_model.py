@@ -1,0 +1,40 @@
+"""The network and the epochs of distorted digits that `fit` feeds the training loop."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training.model import augmented_epochs, build_model
+from training.recipes import Augmentation, Recipe
+
+
+def test_the_course_network() -> None:
+    model = build_model()
+    assert [layer.units for layer in model.layers] == [512, 10]
+    assert model.count_params() == 407_050
+
+
+def test_each_epoch_is_shuffled_with_its_labels_kept_alongside() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 600)
+    # Each image's first pixel is its label, so a label that left its image shows.
+    images = np.zeros((600, 28, 28), np.uint8)
+    images[:, 0, 0] = labels * 20
+    recipe = Recipe(name="t", epochs=2, augmentation=Augmentation(shear=0.1, probability=0.0))
+    epochs = list(augmented_epochs(images, labels, recipe))
+    assert len(epochs) == 2
+    for x, y in epochs:
+        assert x.shape == (600, 784) and x.dtype == np.float32 and y.shape == (600, 10)
+        np.testing.assert_allclose(x[:, 0] * 255 / 20, y.argmax(axis=1), atol=1e-4)
+    assert not np.array_equal(epochs[0][1], epochs[1][1])  # a new order every epoch
+
+
+def test_distorted_share_of_each_epoch() -> None:
+    images = np.zeros((1000, 28, 28), np.uint8)
+    images[:, 6:22, 12:16] = 255
+    labels = np.ones(1000, np.int64)
+    aug = Augmentation(rotation_degrees=20.0, probability=1.0, final_probability=0.0)
+    first, last = augmented_epochs(images, labels, Recipe(name="t", epochs=2, augmentation=aug))
+    clean = images.reshape(1000, 784).astype(np.float32) / 255
+    assert not np.isclose(first[0], clean).all(axis=1).any()  # every image distorted
+    np.testing.assert_array_equal(last[0], clean)  # none
