@@ -24,14 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.serve_checks import start, startup, stop  # noqa: E402
 from tests.servers import Server, free_port  # noqa: E402
 from tests.uploads import png  # noqa: E402
+from training.data import load_idx_dir  # noqa: E402
 
 BOUNDARY = "benchboundary7MA4YWxkTrZu0gW"
 LATENCY_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -104,9 +103,7 @@ def uvicorn_cmd(app: str, port: int, workers: int, factory: bool = False) -> lis
 
 
 def run(args: argparse.Namespace) -> dict:
-    digit = np.zeros((28, 28), np.uint8)
-    digit[4:24, 12:16] = 255
-    image = png(digit)
+    image = png(load_idx_dir(args.data_dir).x_test[0])  # a real MNIST test digit (a 7)
     model = next(iter(sorted((args.store / "mnist").glob("[1-9]*/model.keras"))))
     results: dict = {"runs": [], "raw": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,6 +203,12 @@ def markdown(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--store", type=Path, required=True)
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("MNIST_DIR"),
+        help="MNIST IDX folder (default $MNIST_DIR): the image sent is its first test digit",
+    )
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -213,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer start-up runs (smoke test)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
+    if args.data_dir is None:
+        p.error("say where MNIST is: --data-dir DIR or MNIST_DIR")
     started = datetime.datetime.now(datetime.UTC)
     results = run(args)
     results["meta"] = {

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from service.deps import RegistryDep, SettingsDep
+from service.deps import registry_of, settings_of
 from service.inference import classify, classify_batch, to_sample
 from service.registry import LoadedModel, ModelRegistry
 from service.schemas import BatchPrediction, ErrorBody, Prediction
@@ -67,22 +67,20 @@ async def _model(registry: ModelRegistry, version: int | None) -> LoadedModel:
 
 
 @router.post("/predict", responses=ERRORS, openapi_extra=SINGLE_BODY)
-async def predict(
-    request: Request, registry: RegistryDep, settings: SettingsDep, version: VersionQuery = None
-) -> Prediction:
+async def predict(request: Request, version: VersionQuery = None) -> Prediction:
     """Classify one image of a digit: multipart field `file`, or the raw image as the body."""
-    loaded = await _model(registry, version)
+    settings = settings_of(request)
+    loaded = await _model(registry_of(request), version)
     _, data = await read_single_image(request)
     sample = await to_sample(data, settings.max_pixels, settings.offload_bytes)
     return classify(loaded, sample[None, :])[0]
 
 
 @router.post("/predict/batch", responses=ERRORS, openapi_extra=BATCH_BODY)
-async def predict_batch(
-    request: Request, registry: RegistryDep, settings: SettingsDep, version: VersionQuery = None
-) -> BatchPrediction:
+async def predict_batch(request: Request, version: VersionQuery = None) -> BatchPrediction:
     """Classify several images (multipart field `files`, repeated) in one forward pass."""
-    loaded = await _model(registry, version)
+    settings = settings_of(request)
+    loaded = await _model(registry_of(request), version)
     files = await read_batch_images(request, settings.max_batch)
     items = await classify_batch(loaded, files, settings.max_pixels, settings.offload_bytes)
     return BatchPrediction(model=loaded.name, version=loaded.version, results=items)
