@@ -9,8 +9,9 @@ PORT ?= 8000
 
 # Programs some integration tests start for real. Installed when missing and we are root
 # (CI); elsewhere those tests skip with a note saying what to install.
-SYSTEM_PROGRAMS := prometheus promtool prometheus-pushgateway wrk
-SYSTEM_PACKAGES := prometheus prometheus-pushgateway wrk
+# The browser test uses Debian's Chromium unless CHROMIUM names another Chromium-based browser.
+SYSTEM_PROGRAMS := prometheus promtool prometheus-pushgateway wrk $(if $(CHROMIUM),,chromium)
+SYSTEM_PACKAGES := prometheus prometheus-pushgateway wrk $(if $(CHROMIUM),,chromium fonts-dejavu-core)
 
 install: $(VENV)/.installed
 

@@ -15,7 +15,7 @@ from service.errors import install_error_handlers
 from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout
 from service.metrics import RequestMetrics, mark_worker_dead
 from service.registry import ModelRegistry
-from service.routes import health, metrics, models, predict
+from service.routes import health, metrics, models, page, predict
 from service.settings import Settings
 from service.store import ModelStore
 
@@ -62,9 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    routers = (predict.router, models.router, health.router, metrics.router)
+    routers = (predict.router, models.router, health.router, metrics.router, page.router)
     for router in routers:
         app.include_router(router)
+    app.mount("/static", page.static, name="static")
     # Route templates for requests the limits answer before routing.
     templates = [*app.routes, *(route for router in routers for route in router.routes)]
     # Outermost last: metrics see every answer, then the timeout, the in-flight cap, the body cap.
