@@ -153,7 +153,10 @@ function useFile(file) {
   predict(file, file.name);
 }
 
-fileInput.addEventListener("change", () => useFile(fileInput.files[0]));
+fileInput.addEventListener("change", () => {
+  useFile(fileInput.files[0]);
+  fileInput.value = "";  // so that choosing the same file again is a change too
+});
 
 for (const type of ["dragenter", "dragover"]) {
   dropZone.addEventListener(type, (event) => {
