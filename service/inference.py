@@ -31,18 +31,18 @@ def classify(loaded: LoadedModel, samples: np.ndarray) -> list[Prediction]:
     with INFERENCE_LATENCY.labels(stage="forward").time():
         probabilities = loaded.model.predict(samples.astype(np.float32, copy=False))
     BATCH_SIZE.observe(len(samples))
-    digits = probabilities.argmax(axis=1)
-    confidences = probabilities.max(axis=1)
-    record_predictions(digits.tolist(), confidences.tolist())
+    digits = probabilities.argmax(axis=1).tolist()
+    confidences = probabilities.max(axis=1).tolist()
+    record_predictions(digits, confidences)
     return [
         Prediction(
-            digit=int(row.argmax()),
-            confidence=round(float(row.max()), 6),
-            probabilities=[round(float(p), 6) for p in row],
+            digit=digit,
+            confidence=round(confidence, 6),
+            probabilities=[round(p, 6) for p in row],
             model=loaded.name,
             version=loaded.version,
         )
-        for row in probabilities
+        for digit, confidence, row in zip(digits, confidences, probabilities.tolist(), strict=True)
     ]
 
 

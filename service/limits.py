@@ -7,12 +7,10 @@ no cap on file parts; these three close those gaps for every route at once.
 from __future__ import annotations
 
 import asyncio
-import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge
-from service.metrics import REJECTED
+from service.errors import PayloadTooLarge, error_response
 
 # Probes and scrapes must answer even when the worker is saturated.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -21,13 +19,10 @@ UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 async def send_json_error(
     send: Send, status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> None:
-    """Answer with the service's JSON error shape, straight on the ASGI channel."""
-    REJECTED.labels(reason=code).inc()
-    body = json.dumps({"error": code, "detail": detail}).encode()
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
+    """Send `error_response` (the JSON error shape, counted) straight on the ASGI channel."""
+    response = error_response(status, code, detail, headers)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 class BodySizeLimit:
