@@ -38,7 +38,7 @@ def train_epochs(
     verbose = 1 if verbose == "auto" else int(verbose)
     model.optimizer.build(model.trainable_variables)
     run = _compiled_steps(model, batch_size)
-    val = _compiled_evaluation(model) if validation is not None else None
+    evaluate = _compiled_evaluation(model)
     history: dict[str, list[float]] = {}
     for epoch, (x, y) in enumerate(epochs):
         steps = math.ceil(len(x) / batch_size)
@@ -56,8 +56,8 @@ def train_epochs(
                 seen = last * batch_size
                 bar.update(last, [("loss", loss_sum / seen), ("accuracy", correct / seen)])
         scores = {"loss": loss_sum / len(x), "accuracy": correct / len(x)}
-        if val is not None and validation is not None:
-            val_loss, val_correct = val(*validation)
+        if validation is not None:
+            val_loss, val_correct = evaluate(*validation)
             scores |= {
                 "val_loss": float(val_loss) / len(validation[0]),
                 "val_accuracy": float(val_correct) / len(validation[0]),

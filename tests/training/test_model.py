@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from training.model import augmented_epochs, build_model
@@ -21,7 +22,7 @@ def test_each_epoch_is_shuffled_with_its_labels_kept_alongside() -> None:
     images = np.zeros((600, 28, 28), np.uint8)
     images[:, 0, 0] = labels * 20
     recipe = Recipe(name="t", epochs=2, augmentation=Augmentation(shear=0.1, probability=0.0))
-    epochs = list(augmented_epochs(images, labels, recipe))
+    epochs = list(augmented_epochs(images, keras.utils.to_categorical(labels, 10), recipe))
     assert len(epochs) == 2
     for x, y in epochs:
         assert x.shape == (600, 784) and x.dtype == np.float32 and y.shape == (600, 10)
@@ -32,9 +33,9 @@ def test_each_epoch_is_shuffled_with_its_labels_kept_alongside() -> None:
 def test_distorted_share_of_each_epoch() -> None:
     images = np.zeros((1000, 28, 28), np.uint8)
     images[:, 6:22, 12:16] = 255
-    labels = np.ones(1000, np.int64)
+    onehot = keras.utils.to_categorical(np.ones(1000, np.int64), 10)
     aug = Augmentation(rotation_degrees=20.0, probability=1.0, final_probability=0.0)
-    first, last = augmented_epochs(images, labels, Recipe(name="t", epochs=2, augmentation=aug))
+    first, last = augmented_epochs(images, onehot, Recipe(name="t", epochs=2, augmentation=aug))
     clean = images.reshape(1000, 784).astype(np.float32) / 255
     assert not np.isclose(first[0], clean).all(axis=1).any()  # every image distorted
     np.testing.assert_array_equal(last[0], clean)  # none
