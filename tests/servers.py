@@ -63,6 +63,20 @@ def serve(store_root: Path, log_dir: Path, *flags: str, ready: bool = True) -> I
                 process.kill()
 
 
+@contextlib.contextmanager
+def helper_server(cmd: list[str], ready_url: str, log: Path) -> Iterator[None]:
+    """Run a helper server (Prometheus, a Pushgateway) for the block, once `ready_url`
+    answers 200; its output goes to `log`."""
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until_ok(ready_url)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def wait_until_ok(url: str, timeout: float = 60) -> None:
     """Poll `url` until it answers 200 (a helper server such as Prometheus starting up)."""
     deadline = time.monotonic() + timeout

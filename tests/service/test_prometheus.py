@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import SeedRun
-from tests.servers import free_port, serve, wait_until_ok
+from tests.servers import free_port, helper_server, serve
 from tests.tools import require_program
 from tests.uploads import png
 from training.data import load_idx_dir
@@ -32,20 +31,11 @@ def prometheus(target: str, tmp_path: Path) -> Iterator[str]:
         "scrape_configs:\n"
         f"  - job_name: mnist-api\n    static_configs: [{{targets: ['{target}']}}]\n"
     )
-    log = (tmp_path / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ok(f"{url}/-/ready")
+    cmd = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+           f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
+    with helper_server(cmd, f"{url}/-/ready", tmp_path / "prometheus.log"):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def query(url: str, promql: str) -> dict[str, float]:

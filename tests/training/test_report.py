@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import free_port, wait_until_ok
+from tests.servers import free_port, helper_server
 from tests.tools import require_program
 from training.report import push, training_registry, write_textfile
 
@@ -47,18 +46,11 @@ def test_refused_run_reports_version_zero(tmp_path: Path) -> None:
 def test_push_reaches_a_real_pushgateway(tmp_path: Path) -> None:
     binary = require_program("prometheus-pushgateway")
     port = free_port()
-    process = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.interval=0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ok(f"{url}/-/ready")
+    cmd = [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.interval=0"]
+    with helper_server(cmd, f"{url}/-/ready", tmp_path / "pushgateway.log"):
         push(training_registry("mnist", 7, "best", 0.9905, 0.04, 200.0), f"127.0.0.1:{port}")
         scraped = httpx.get(f"{url}/metrics").text
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     got = values(scraped)
     assert got["mnist_training_test_accuracy"] == 0.9905
     assert got["mnist_training_published_version"] == 7.0
