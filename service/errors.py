@@ -58,6 +58,10 @@ class BlankImage(ServiceError):
     status, code = 422, "blank_image"
 
 
+class InvalidParameter(ServiceError):
+    status, code = 422, "invalid_request"
+
+
 class VersionNotFound(ServiceError):
     status, code = 404, "version_not_found"
 

@@ -6,7 +6,13 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import ServiceError
-from service.metrics import BATCH_SIZE, INFERENCE_LATENCY, REJECTED, record_predictions
+from service.metrics import (
+    BATCH_SIZE,
+    FORWARD_LATENCY,
+    PREPROCESS_LATENCY,
+    REJECTED,
+    record_predictions,
+)
 from service.preprocess import preprocess
 from service.registry import LoadedModel
 from service.schemas import BatchItem, Prediction
@@ -14,7 +20,7 @@ from service.schemas import BatchItem, Prediction
 
 def timed_preprocess(data: bytes, max_pixels: int) -> np.ndarray:
     """`preprocess`, observed as the inference stage 'preprocess'."""
-    with INFERENCE_LATENCY.labels(stage="preprocess").time():
+    with PREPROCESS_LATENCY.time():
         return preprocess(data, max_pixels)
 
 
@@ -28,7 +34,7 @@ async def to_sample(data: bytes, max_pixels: int, offload_bytes: int) -> np.ndar
 
 def classify(loaded: LoadedModel, samples: np.ndarray) -> list[Prediction]:
     """One forward pass over (N, 784) samples; a Prediction per row."""
-    with INFERENCE_LATENCY.labels(stage="forward").time():
+    with FORWARD_LATENCY.time():
         probabilities = loaded.model.predict(samples.astype(np.float32, copy=False))
     BATCH_SIZE.observe(len(samples))
     digits = probabilities.argmax(axis=1).tolist()

@@ -92,10 +92,15 @@ def record_served(name: str, version: int, previous: int | None, accuracy: float
     MODEL_LOADS.inc()
 
 
+PREPROCESS_LATENCY = INFERENCE_LATENCY.labels(stage="preprocess")
+FORWARD_LATENCY = INFERENCE_LATENCY.labels(stage="forward")
+DIGIT_PREDICTIONS = [PREDICTIONS.labels(digit=str(digit)) for digit in range(10)]
+
+
 def record_predictions(digits: Iterable[int], confidences: Iterable[float]) -> None:
     """Count predicted digits and their confidences."""
     for digit, confidence in zip(digits, confidences, strict=True):
-        PREDICTIONS.labels(digit=str(digit)).inc()
+        DIGIT_PREDICTIONS[digit].inc()
         CONFIDENCE.observe(confidence)
 
 
@@ -121,12 +126,31 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
         self.app = app
         self.routes = [route for route in routes if getattr(route, "path", None)]
+        # A path without parameters is its own template: no route matching for those.
+        self.fixed = {r.path for r in self.routes if "{" not in r.path}  # type: ignore[attr-defined]
+        self.children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def _template(self, scope: Scope) -> str:
+        if scope["path"] in self.fixed:
+            return scope["path"]
         route = scope.get("route")
         if route is None:
             route = next((r for r in self.routes if r.matches(scope)[0] == Match.FULL), None)
         return getattr(route, "path", None) or "unmatched"
+
+    def _series(self, scope: Scope, status: int) -> tuple[Counter, Histogram]:
+        """The labelled counter and histogram for this answer, looked up once per label set
+        (`.labels()` cost as much as the increment)."""
+        route = self._template(scope)
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        key = (route, method, status)
+        series = self.children.get(key)
+        if series is None:
+            series = self.children[key] = (
+                REQUESTS.labels(route=route, method=method, status=str(status)),
+                REQUEST_LATENCY.labels(route=route, method=method),
+            )
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,9 +169,6 @@ class RequestMetrics:
             await self.app(scope, receive, recording_send)
         finally:
             IN_FLIGHT.dec()
-            route = self._template(scope)
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            REQUESTS.labels(route=route, method=method, status=str(status)).inc()
-            REQUEST_LATENCY.labels(route=route, method=method).observe(
-                time.perf_counter() - started
-            )
+            requests, latency = self._series(scope, status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)

@@ -54,8 +54,9 @@ _OTHER_FORMATS = (
 
 
 def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode PNG/JPEG/GIF/BMP/WebP bytes into greyscale (H, W) float32 in [0, 255] and an
-    alpha channel (or None), refusing other formats and too many pixels before decoding."""
+    """Decode PNG/JPEG/GIF/BMP/WebP bytes into greyscale (H, W) in [0, 255] (uint8 or
+    float32) and an alpha channel (or None), refusing other formats and too many pixels
+    before decoding."""
     if not data:
         raise UndecodableImage("the upload is empty: send the bytes of a PNG or JPEG image")
     image = _open(data, max_pixels)
@@ -115,6 +116,10 @@ def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         # 16-bit or float greyscale: stretch to 0..255 (convert("L") would clip instead).
         values = np.asarray(image, dtype=np.float32)
         return values * (255.0 / max(float(values.max()), 1.0)), None
+    if image.mode == "L" and max(image.size) <= WORKING_SIZE:
+        # Already what we need (an MNIST-like upload): skip convert's copy and the array
+        # interface, 15 us of a 28x28 PNG's ~40 us decode.
+        return _pixels(image), None
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         image.mode == "P" and "transparency" in image.info
     )
@@ -133,14 +138,18 @@ def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return np.asarray(image, dtype=np.float32), None
 
 
+def _pixels(image: Image.Image) -> np.ndarray:
+    return np.frombuffer(image.tobytes(), np.uint8).reshape(image.height, image.width)
+
+
 def to_mnist(grey: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
     """An MNIST-style sample (784,) float32 in [0, 1] from greyscale (H, W) in [0, 255]."""
     ink = ink_map(grey, alpha)
-    rows, cols = np.nonzero(ink > INK_THRESHOLD)
-    if rows.size == 0:
+    if float(ink.max()) <= INK_THRESHOLD:
         raise BlankImage("no digit found: the image is blank or has too little contrast")
     if ink.shape == (SIDE, SIDE):
         return centre_by_mass(ink).reshape(-1)
+    rows, cols = np.nonzero(ink > INK_THRESHOLD)
     crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     return centre_by_mass(fit_box(crop)).reshape(-1)
 

@@ -1,36 +1,113 @@
-"""POST /v1/predict and /v1/predict/batch."""
+"""POST /v1/predict and /v1/predict/batch, as plain ASGI endpoints.
+
+These two are the hot path. Under FastAPI's request handling (parameter and dependency
+solving, response-model validation, the form parser's temporary files) a 28x28 PNG request
+cost about twice the prediction itself (BENCHMARKS.md), so they read the body, the
+`version` query parameter and the app state themselves. They still run inside the app's
+guards, metrics and error handlers (a ServiceError raised here becomes the JSON error), and
+`DOCUMENTED` describes them to FastAPI's OpenAPI schema, which lists only its own routes.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from service.deps import registry_of, settings_of
+from service.asgi import header, read_body, send_json
+from service.errors import InvalidParameter
 from service.inference import classify, classify_batch, to_sample
 from service.registry import LoadedModel, ModelRegistry
 from service.schemas import BatchPrediction, ErrorBody, Prediction
-from service.uploads import read_batch_images, read_single_image
+from service.settings import Settings
+from service.uploads import batch_images, single_image
 
-router = APIRouter(prefix="/v1", tags=["predict"])
+PREDICT, BATCH = "/v1/predict", "/v1/predict/batch"
 
+
+def requested_version(query_string: bytes) -> int | None:
+    """The `version` query parameter: None when absent, else a positive integer."""
+    if not query_string:
+        return None
+    values = [v for k, v in parse_qsl(query_string.decode("latin-1")) if k == "version"]
+    if not values:
+        return None
+    if not values[-1].isdecimal() or int(values[-1]) < 1:
+        raise InvalidParameter(f"query.version: must be a positive integer, not {values[-1]!r}")
+    return int(values[-1])
+
+
+async def _model(registry: ModelRegistry, version: int | None) -> LoadedModel:
+    if version is None:
+        return registry.get()
+    return await run_in_threadpool(registry.get, version)  # may read and hash files
+
+
+async def predict(scope: Scope, receive: Receive, send: Send) -> None:
+    """Classify one image of a digit: multipart field `file`, or the raw image as the body."""
+    state = scope["app"].state
+    settings: Settings = state.settings
+    loaded = await _model(state.registry, requested_version(scope["query_string"]))
+    try:
+        body = await read_body(receive)
+    except ClientDisconnect:
+        return
+    _, data = single_image(header(scope, b"content-type"), body)
+    sample = await to_sample(data, settings.max_pixels, settings.offload_bytes)
+    prediction = classify(loaded, sample[None, :])[0]
+    await send_json(send, 200, prediction.model_dump_json().encode())
+
+
+async def predict_batch(scope: Scope, receive: Receive, send: Send) -> None:
+    """Classify several images (multipart field `files`, repeated) in one forward pass."""
+    state = scope["app"].state
+    settings: Settings = state.settings
+    loaded = await _model(state.registry, requested_version(scope["query_string"]))
+    try:
+        body = await read_body(receive)
+    except ClientDisconnect:
+        return
+    files = batch_images(header(scope, b"content-type"), body, settings.max_batch)
+    items = await classify_batch(loaded, files, settings.max_pixels, settings.offload_bytes)
+    answer = BatchPrediction(model=loaded.name, version=loaded.version, results=items)
+    await send_json(send, 200, answer.model_dump_json().encode())
+
+
+# A class instance, not a function, so that Starlette calls it as an ASGI app.
+class _Endpoint:
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.handler(scope, receive, send)
+
+
+ROUTES = [
+    Route(PREDICT, _Endpoint(predict), methods=["POST"], name="predict"),
+    Route(BATCH, _Endpoint(predict_batch), methods=["POST"], name="predict_batch"),
+]
+
+# What OpenAPI says about them.
 VersionQuery = Annotated[
     int | None, Query(ge=1, description="serve this version instead of the alias's")
 ]
-
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in {
-        400: "undecodable or truncated image",
+        400: "undecodable or truncated image, or a malformed form",
         404: "no such version",
         413: "too many bytes, pixels or images",
         415: "not an image type we accept",
-        422: "missing field or blank image",
+        422: "missing field, blank image or bad version",
         503: "no model loaded yet, or the server is busy",
     }.items()
 }
-
 _binary = {"type": "string", "format": "binary"}
 SINGLE_BODY = {
     "requestBody": {
@@ -60,27 +137,33 @@ BATCH_BODY = {
 }
 
 
-async def _model(registry: ModelRegistry, version: int | None) -> LoadedModel:
-    if version is None:
-        return registry.get()
-    return await run_in_threadpool(registry.get, version)  # may read and hash files
+def _version_only(version: VersionQuery = None) -> None:
+    """The parameters the two endpoints take, for the schema."""
 
 
-@router.post("/predict", responses=ERRORS, openapi_extra=SINGLE_BODY)
-async def predict(request: Request, version: VersionQuery = None) -> Prediction:
-    """Classify one image of a digit: multipart field `file`, or the raw image as the body."""
-    settings = settings_of(request)
-    loaded = await _model(registry_of(request), version)
-    _, data = await read_single_image(request)
-    sample = await to_sample(data, settings.max_pixels, settings.offload_bytes)
-    return classify(loaded, sample[None, :])[0]
-
-
-@router.post("/predict/batch", responses=ERRORS, openapi_extra=BATCH_BODY)
-async def predict_batch(request: Request, version: VersionQuery = None) -> BatchPrediction:
-    """Classify several images (multipart field `files`, repeated) in one forward pass."""
-    settings = settings_of(request)
-    loaded = await _model(registry_of(request), version)
-    files = await read_batch_images(request, settings.max_batch)
-    items = await classify_batch(loaded, files, settings.max_pixels, settings.offload_bytes)
-    return BatchPrediction(model=loaded.name, version=loaded.version, results=items)
+DOCUMENTED = [
+    APIRoute(
+        PREDICT,
+        _version_only,
+        methods=["POST"],
+        response_model=Prediction,
+        responses=ERRORS,
+        openapi_extra=SINGLE_BODY,
+        tags=["predict"],
+        name="predict",
+        summary="Predict",
+        description=predict.__doc__,
+    ),
+    APIRoute(
+        BATCH,
+        _version_only,
+        methods=["POST"],
+        response_model=BatchPrediction,
+        responses=ERRORS,
+        openapi_extra=BATCH_BODY,
+        tags=["predict"],
+        name="predict_batch",
+        summary="Predict Batch",
+        description=predict_batch.__doc__,
+    ),
+]
