@@ -22,7 +22,7 @@ def test_harness_produces_well_formed_results(seed_store: SeedRun, tmp_path: Pat
     shutil.copytree(seed_store.root, store)
     out = tmp_path / "results"
     assert harness.main(["--store", str(store), "--duration", "1", "--concurrency", "2",
-                         "--workers", "1", "--skip-textbook", "--quick",
+                         "--workers", "1", "--skip-textbook", "--quick", "--repeats", "2",
                          "--out", str(out)]) == 0  # fmt: skip
     results = json.loads(next(out.glob("harness-*.json")).read_text())
     runs = {(r["server"], r["request"]) for r in results["runs"]}
@@ -31,6 +31,9 @@ def test_harness_produces_well_formed_results(seed_store: SeedRun, tmp_path: Pat
     for run in results["runs"]:
         assert run["requests_per_s"] > 0 and run["non_2xx"] == 0
         assert 0 < run["p50_ms"] <= run["p99_ms"]
+        low, high = run["repeats_requests_per_s"]
+        assert low <= run["requests_per_s"] <= high  # the median of the repeats
+    assert all(len(outputs) == 2 for outputs in results["raw"].values())
     assert {r["request"] for r in results["ratios"]} == {"multipart", "raw"}
     assert all(r["service_over_noop"] > 0 for r in results["ratios"])
     assert results["startup"]["ready_seconds_median"] > 0

@@ -1,0 +1,101 @@
+"""The in-memory form parser, on bodies encoded by a real client (httpx) and broken ones."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.errors import BadRequestBody
+from service.multipart import parse_form
+
+
+def encode(**kwargs: object) -> tuple[bytes, str]:
+    request = httpx.Request("POST", "http://t/", **kwargs)  # type: ignore[arg-type]
+    return request.read(), request.headers["content-type"]
+
+
+def test_files_and_fields_in_order_byte_exact() -> None:
+    rng = np.random.default_rng(0)
+    # Binary data full of CR, LF and dashes, as image bytes can be.
+    blobs = [bytes(rng.choice([13, 10, 45, 0, 255], size=n).astype(np.uint8)) for n in (0, 1, 5000)]
+    files = [("files", (f"{i}.png", blob, "image/png")) for i, blob in enumerate(blobs)]
+    body, content_type = encode(files=files, data={"note": "héllo"})
+    parts = parse_form(body, content_type, max_parts=10)
+    assert [(p.name, p.filename) for p in parts] == [
+        ("note", None),
+        ("files", "0.png"),
+        ("files", "1.png"),
+        ("files", "2.png"),
+    ]
+    assert parts[0].data.decode() == "héllo"
+    assert [p.data for p in parts[1:]] == blobs
+    assert parts[1].content_type == "image/png"
+
+
+def test_preamble_epilogue_and_unicode_file_name() -> None:
+    body = (
+        b"this is the preamble\r\n--xyz\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="d\xc3\xadgito.png"\r\n'
+        b"\r\nDATA\r\n--xyz--\r\nand an epilogue"
+    )
+    (part,) = parse_form(body, "multipart/form-data; boundary=xyz", max_parts=4)
+    assert (part.name, part.filename, part.content_type, part.data) == (
+        "file",
+        "dígito.png",
+        "",
+        b"DATA",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"--x--\r\n", "multipart/form-data", "no boundary parameter"),
+        (b"--x\r\nbroken multipart", "multipart/form-data; boundary=x", "closing boundary"),
+        (b"no delimiter at all", "multipart/form-data; boundary=x", "closing boundary"),
+        (
+            b'--x\r\nContent-Disposition: form-data; filename="a"\r\n\r\nA\r\n--x--',
+            "multipart/form-data; boundary=x",
+            "no name",
+        ),
+        (b"--x\r\n\r\nA\r\n--x--", "multipart/form-data; boundary=x", "no Content-Disposition"),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="a"\r\nA\r\n--x--',
+            "multipart/form-data; boundary=x",
+            "do not end with an empty line",
+        ),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="a"\r\nbad header\r\n\r\nA\r\n--x--',
+            "multipart/form-data; boundary=x",
+            "malformed header line 'bad header'",
+        ),
+        (b"--xjunk\r\n\r\nA\r\n--x--", "multipart/form-data; boundary=x", "on the same line"),
+    ],
+)
+def test_malformed_bodies_are_400_with_the_reason(
+    body: bytes, content_type: str, message: str
+) -> None:
+    with pytest.raises(BadRequestBody, match=message) as caught:
+        parse_form(body, content_type, max_parts=4)
+    assert caught.value.status == 400
+
+
+def test_too_many_parts() -> None:
+    body, content_type = encode(files=[("files", (f"{i}", b"x")) for i in range(5)])
+    assert len(parse_form(body, content_type, max_parts=5)) == 5
+    with pytest.raises(BadRequestBody, match="the form has 5 parts, more than 4"):
+        parse_form(body, content_type, max_parts=4)
+
+
+@given(st.binary(max_size=300), st.sampled_from([b"", b"--x", b"\r\n--x", b"--x--", b"\r\n\r\n"]))
+@settings(max_examples=300, deadline=None)
+def test_any_body_parses_or_is_a_400(noise: bytes, splice: bytes) -> None:
+    body = b"--x\r\nContent-Disposition: form-data; name=file\r\n\r\n" + noise + splice + noise
+    try:
+        parts = parse_form(body, "multipart/form-data; boundary=x", max_parts=8)
+    except BadRequestBody:
+        return
+    assert all(isinstance(p.data, bytes) for p in parts)
