@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import install_error_handlers
+from service.batching import MicroBatcher
 from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout
 from service.metrics import RequestMetrics, mark_worker_dead
 from service.registry import ModelRegistry
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.settings = settings
         app.state.registry = registry
+        app.state.batcher = MicroBatcher(settings.max_batch)
         await run_in_threadpool(registry.refresh)
         if registry.current is None:
             log.warning("no model in %s yet; /readyz stays 503 until one loads", settings.store)

@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     # Each worker process builds its own app from the environment, so the flags go there.
     for name, value in settings.model_dump(exclude_none=True).items():
         os.environ[f"MNIST_{name.upper()}"] = str(value)
+    # One BLAS thread per worker, set before any worker imports NumPy. The workers are the
+    # parallelism; OpenBLAS's own threads, spinning on every micro-batched forward pass,
+    # took 2 workers from ~3,000 to ~250 requests/s on 2 cores (BENCHMARKS.md).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     prepare_metrics_dir(settings.metrics_dir)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to whatever

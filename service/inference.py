@@ -32,11 +32,16 @@ async def to_sample(data: bytes, max_pixels: int, offload_bytes: int) -> np.ndar
     return timed_preprocess(data, max_pixels)
 
 
-def classify(loaded: LoadedModel, samples: np.ndarray) -> list[Prediction]:
-    """One forward pass over (N, 784) samples; a Prediction per row."""
+def forward(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
+    """One forward pass over (N, 784) samples: (N, 10) probabilities, timed and counted."""
     with FORWARD_LATENCY.time():
         probabilities = loaded.model.predict(samples.astype(np.float32, copy=False))
     BATCH_SIZE.observe(len(samples))
+    return probabilities
+
+
+def predictions(loaded: LoadedModel, probabilities: np.ndarray) -> list[Prediction]:
+    """A Prediction per row of (N, 10) probabilities; the predicted digits are counted."""
     digits = probabilities.argmax(axis=1).tolist()
     confidences = probabilities.max(axis=1).tolist()
     record_predictions(digits, confidences)
@@ -65,8 +70,8 @@ async def classify_batch(
         except ServiceError as exc:
             REJECTED.labels(reason=exc.code).inc()
             items.append(BatchItem(filename=name, error=exc.code, detail=exc.detail))
-    predictions = iter(classify(loaded, np.stack(samples)) if samples else [])
+    answers = iter(predictions(loaded, forward(loaded, np.stack(samples))) if samples else [])
     for item in items:
         if item.error is None:
-            item.prediction = next(predictions)
+            item.prediction = next(answers)
     return items

@@ -22,7 +22,8 @@ from starlette.types import Receive, Scope, Send
 
 from service.asgi import header, read_body, send_json
 from service.errors import InvalidParameter
-from service.inference import classify, classify_batch, to_sample
+from service.batching import MicroBatcher
+from service.inference import classify_batch, predictions, to_sample
 from service.registry import LoadedModel, ModelRegistry
 from service.schemas import BatchPrediction, ErrorBody, Prediction
 from service.settings import Settings
@@ -60,7 +61,8 @@ async def predict(scope: Scope, receive: Receive, send: Send) -> None:
         return
     _, data = single_image(header(scope, b"content-type"), body)
     sample = await to_sample(data, settings.max_pixels, settings.offload_bytes)
-    prediction = classify(loaded, sample[None, :])[0]
+    batcher: MicroBatcher = state.batcher
+    prediction = predictions(loaded, (await batcher.probabilities(loaded, sample))[None])[0]
     await send_json(send, 200, prediction.model_dump_json().encode())
 
 
