@@ -1,4 +1,12 @@
-"""The FastAPI application factory: `uvicorn --factory service.app:create_app`."""
+"""The application factory: `uvicorn --factory service.app:create_app`.
+
+    RequestMetrics > RequestTimeout > InFlightLimit > BodySizeLimit > HotPath
+        POST /v1/predict, /v1/predict/batch -> the plain ASGI endpoints (routes/predict.py)
+        anything else                       -> FastAPI (docs, models, health, metrics, page)
+
+The guards wrap everything; the predict endpoints skip FastAPI's own middleware, exception
+and routing layers, a dozen calls per request and per response message (BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +20,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import install_error_handlers
 from service.batching import MicroBatcher
-from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout
+from service.errors import install_error_handlers
+from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout, send_json_error
 from service.metrics import RequestMetrics, mark_worker_dead
 from service.registry import ModelRegistry
 from service.routes import health, metrics, models, page, predict
@@ -35,7 +45,25 @@ async def poll_store(registry: ModelRegistry, interval: float) -> None:
             log.exception("store poll failed")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class HotPath:
+    """Send the predict endpoints' requests straight to them; everything else to FastAPI."""
+
+    def __init__(self, api: FastAPI, routes: list[Route]) -> None:
+        self.api = api
+        self.endpoints = {route.path: route.app for route in routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None:
+            return await self.api(scope, receive, send)
+        if scope["method"] != "POST":
+            detail = f"{scope['path']} takes POST, not {scope['method']}"
+            return await send_json_error(send, 405, "method_not_allowed", detail, {"Allow": "POST"})
+        scope["app"] = self.api  # where the endpoints find the state, as under Starlette
+        await endpoint(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
     """Build the app; the model loads in the lifespan, not at import time."""
     settings = settings or Settings()
 
@@ -59,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await poller
             mark_worker_dead(os.getpid())
 
-    app = FastAPI(
+    api = FastAPI(
         title="MNIST digit classifier",
         version="1",
         description="Classifies images of handwritten digits with the served model version.",
@@ -68,21 +96,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # lookup per request (~8 us, bench/).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    install_error_handlers(app)
-    app.router.routes.extend(predict.ROUTES)
+    install_error_handlers(api)
     routers = (models.router, health.router, metrics.router, page.router)
     for router in routers:
-        app.include_router(router)
-    app.mount("/static", page.static, name="static")
-    # Route templates for requests the limits answer before routing.
-    templates = [*app.routes, *(route for router in routers for route in router.routes)]
-    # Outermost last: metrics see every answer, then the timeout, the in-flight cap, the body cap.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
-    app.add_middleware(RequestTimeout, seconds=settings.request_timeout)
-    app.add_middleware(RequestMetrics, routes=templates)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return app
+        api.include_router(router)
+    api.mount("/static", page.static, name="static")
+    api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
+    # Route templates for the metrics, including requests the guards answer themselves.
+    templates = [*predict.ROUTES, *api.routes, *(r for router in routers for r in router.routes)]
+    app: ASGIApp = HotPath(api, predict.ROUTES)
+    app = BodySizeLimit(app, max_bytes=settings.max_body_bytes)
+    app = InFlightLimit(app, limit=settings.max_in_flight)
+    app = RequestTimeout(app, seconds=settings.request_timeout)
+    return RequestMetrics(app, routes=templates)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -1,15 +1,18 @@
 """POST /v1/predict and /v1/predict/batch, as plain ASGI endpoints.
 
 These two are the hot path. Under FastAPI's request handling (parameter and dependency
-solving, response-model validation, the form parser's temporary files) a 28x28 PNG request
-cost about twice the prediction itself (BENCHMARKS.md), so they read the body, the
-`version` query parameter and the app state themselves. They still run inside the app's
-guards, metrics and error handlers (a ServiceError raised here becomes the JSON error), and
-`DOCUMENTED` describes them to FastAPI's OpenAPI schema, which lists only its own routes.
+solving, response-model validation, the form parser's temporary files, a dozen middleware
+and routing layers) a 28x28 PNG request cost about twice the prediction itself
+(BENCHMARKS.md), so `service.app.HotPath` sends their requests straight here, inside the
+app's guards and metrics. They read the body, the `version` query parameter and the app
+state themselves, and answer their own errors in the one JSON shape. `DOCUMENTED`
+describes them to FastAPI's OpenAPI schema, which lists only FastAPI's own routes.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -21,14 +24,16 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from service.asgi import header, read_body, send_json
-from service.errors import InvalidParameter
 from service.batching import MicroBatcher
+from service.errors import InvalidParameter, ServiceError
 from service.inference import classify_batch, predictions, to_sample
+from service.limits import send_json_error
 from service.registry import LoadedModel, ModelRegistry
 from service.schemas import BatchPrediction, ErrorBody, Prediction
 from service.settings import Settings
 from service.uploads import batch_images, single_image
 
+log = logging.getLogger("service.predict")
 PREDICT, BATCH = "/v1/predict", "/v1/predict/batch"
 
 
@@ -55,10 +60,7 @@ async def predict(scope: Scope, receive: Receive, send: Send) -> None:
     state = scope["app"].state
     settings: Settings = state.settings
     loaded = await _model(state.registry, requested_version(scope["query_string"]))
-    try:
-        body = await read_body(receive)
-    except ClientDisconnect:
-        return
+    body = await read_body(receive)
     _, data = single_image(header(scope, b"content-type"), body)
     sample = await to_sample(data, settings.max_pixels, settings.offload_bytes)
     batcher: MicroBatcher = state.batcher
@@ -71,28 +73,35 @@ async def predict_batch(scope: Scope, receive: Receive, send: Send) -> None:
     state = scope["app"].state
     settings: Settings = state.settings
     loaded = await _model(state.registry, requested_version(scope["query_string"]))
-    try:
-        body = await read_body(receive)
-    except ClientDisconnect:
-        return
+    body = await read_body(receive)
     files = batch_images(header(scope, b"content-type"), body, settings.max_batch)
     items = await classify_batch(loaded, files, settings.max_pixels, settings.offload_bytes)
     answer = BatchPrediction(model=loaded.name, version=loaded.version, results=items)
     await send_json(send, 200, answer.model_dump_json().encode())
 
 
-# A class instance, not a function, so that Starlette calls it as an ASGI app.
-class _Endpoint:
-    def __init__(self, handler: Any) -> None:
+class Endpoint:
+    """An ASGI endpoint that answers its own errors: a ServiceError becomes the JSON error,
+    anything else a logged 500 (no FastAPI error handlers run on this path)."""
+
+    def __init__(self, handler: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.handler(scope, receive, send)
+        try:
+            await self.handler(scope, receive, send)
+        except ServiceError as exc:
+            await send_json_error(send, exc.status, exc.code, exc.detail, exc.headers)
+        except ClientDisconnect:
+            pass  # nobody to answer
+        except Exception:
+            log.exception("%s failed", scope["path"])
+            await send_json_error(send, 500, "internal_error", "the server failed; try again")
 
 
 ROUTES = [
-    Route(PREDICT, _Endpoint(predict), methods=["POST"], name="predict"),
-    Route(BATCH, _Endpoint(predict_batch), methods=["POST"], name="predict_batch"),
+    Route(PREDICT, Endpoint(predict), methods=["POST"], name="predict"),
+    Route(BATCH, Endpoint(predict_batch), methods=["POST"], name="predict_batch"),
 ]
 
 # What OpenAPI says about them.

@@ -248,3 +248,13 @@ def test_openapi_documents_both_request_bodies(client: TestClient) -> None:
     content = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "image/png", "image/jpeg"} <= set(content)
     assert client.get("/docs").status_code == 200
+
+
+def test_predict_takes_only_post(client: TestClient) -> None:
+    response = client.get("/v1/predict")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json() == {
+        "error": "method_not_allowed",
+        "detail": "/v1/predict takes POST, not GET",
+    }
