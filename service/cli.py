@@ -1,4 +1,5 @@
-"""`mnist-serve`: validate flags into Settings, then run uvicorn with N workers."""
+"""`mnist-serve`: validate flags into Settings, then run uvicorn: one worker in this
+process, or several under `service.supervisor`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.settings import Settings
+from service.supervisor import Supervisor, listening_socket
+
+GRACE_SECONDS = 30  # for requests in flight when a worker is told to stop
 
 FLAGS = {
     "store": str,
@@ -71,19 +75,39 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     prepare_metrics_dir(settings.metrics_dir)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    options = {
+        "app": "service.app:create_app",
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "timeout_graceful_shutdown": GRACE_SECONDS,
+        "log_level": "info",
+    }
+    if settings.workers > 1:
+        return supervise(settings, options)
     # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to whatever
     # handler was there before it: make that a clean exit, so a stop is not a crash (143).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        timeout_graceful_shutdown=30,
-        log_level="info",
-    )
+    uvicorn.run(**options)
     return 0
+
+
+def supervise(settings: Settings, options: dict[str, object]) -> int:
+    """Several workers, each on its own socket (service/supervisor.py)."""
+    if settings.port == 0:
+        print("mnist-serve: error: --port 0 would give each worker its own port; "
+              "name a port when --workers is above 1", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        # Bound, not listening: it gets no connections, but a taken address fails here,
+        # in one line, and the port stays ours while workers come and go.
+        reserved = listening_socket(settings.host, settings.port, listen=False)
+    except OSError as exc:
+        print(f"mnist-serve: error: cannot listen on {settings.host}:{settings.port}: "
+              f"{exc.strerror}", file=sys.stderr)  # fmt: skip
+        return 1
+    with reserved:
+        return Supervisor(settings.workers, options, GRACE_SECONDS).run()
 
 
 if __name__ == "__main__":

@@ -99,3 +99,20 @@ def wait_for(server: Server, path: str, timeout: float = 60) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"{path} not 200 after {timeout} s: {server.log.read_text()[-3000:]}")
+
+
+def requests_by_worker(metrics_dir: Path) -> dict[int, float]:
+    """HTTP requests each worker has counted, from its own prometheus-client file."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    counts = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        metrics = MultiProcessCollector.merge([str(path)])
+        counts[int(path.stem.split("_")[-1])] = sum(
+            sample.value
+            for metric in metrics
+            if metric.name == "mnist_http_requests"
+            for sample in metric.samples
+            if sample.name == "mnist_http_requests_total"
+        )
+    return counts

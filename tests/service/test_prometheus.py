@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import SeedRun
-from tests.servers import free_port, helper_server, serve
+from tests.servers import free_port, helper_server, requests_by_worker, serve
 from tests.tools import require_program
 from tests.uploads import png
 from training.data import load_idx_dir
@@ -91,10 +91,11 @@ def test_prometheus_sees_every_worker_and_every_request(
             version = query(prom, "max(mnist_model_version)")
             rejected = query(prom, "sum by (reason) (mnist_rejected_requests_total)")
             workers = httpx.get(f"{server.url}/metrics").text
-            counting_pids = {p.stem.split("_")[-1] for p in metrics_dir.glob("counter_*.db")}
-    assert len(counting_pids) == 2  # both workers answered, each wrote its own counts
+            by_worker = requests_by_worker(metrics_dir)
+    assert len(by_worker) == 2 and all(by_worker.values())  # both answered, each counted
     assert by_status == {"status=200": 60, "status=415": 15, "status=422": 5}
-    assert by_digit == {f"digit={d}": float(n) for d, n in accepted.items()}
+    # Every digit's series exists from the start (at 0 until predicted).
+    assert by_digit == {f"digit={d}": float(accepted[d]) for d in range(10)}
     assert sum(by_digit.values()) == 60
     assert version == {"": 1.0}
     assert rejected == {"reason=unsupported_media_type": 15, "reason=missing_image": 5}
