@@ -93,8 +93,9 @@ def wrk(
     subprocess.run([*base, "-d1s", url], capture_output=True, check=True)  # warm-up
     seconds = max(1, round(duration))
     outs = [
-        subprocess.run([*base, f"-d{seconds}s", url], capture_output=True, text=True,
-                       check=True).stdout  # fmt: skip
+        subprocess.run(
+            [*base, f"-d{seconds}s", url], capture_output=True, text=True, check=True
+        ).stdout  # fmt: skip
         for _ in range(repeats)
     ]
     stats = sorted((parse_wrk(out) for out in outs), key=lambda s: s["requests_per_s"])
@@ -130,7 +131,8 @@ def run(args: argparse.Namespace) -> dict:
         servers = {
             "service": lambda port, w: start_ready(
                 [sys.executable, "-m", "service.cli", "--store", str(args.store),
-                 "--port", str(port), "--workers", str(w), "--max-in-flight", "1024"],
+                 "--port", str(port), "--workers", str(w), "--max-in-flight", "1024",
+                 "--no-access-log"],  # as the references, which log warnings only
                 port, folder / "service.log"),
             "noop": lambda port, w: start_ready(
                 uvicorn_cmd("bench.reference_apps:noop", port, w), port, folder / "noop.log"),

@@ -34,6 +34,7 @@ FLAGS = {
     "max_in_flight": int,
     "request_timeout": float,
     "metrics_dir": str,
+    "access_log": bool,
 }
 
 
@@ -42,7 +43,11 @@ def parse_args(argv: list[str] | None = None) -> dict[str, object]:
     p = argparse.ArgumentParser(prog="mnist-serve", description=__doc__)
     for name, kind in FLAGS.items():
         field = Settings.model_fields[name]
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=field.description)
+        flag = f"--{name.replace('_', '-')}"
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, help=field.description)
+        else:
+            p.add_argument(flag, type=kind, help=field.description)
     return {k: v for k, v in vars(p.parse_args(argv)).items() if v is not None}
 
 
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "port": settings.port,
         "timeout_graceful_shutdown": GRACE_SECONDS,
         "log_level": "info",
+        "access_log": settings.access_log,
     }
     if settings.workers > 1:
         return supervise(settings, options)

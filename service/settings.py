@@ -35,3 +35,4 @@ class Settings(BaseSettings):
         description="prometheus-client multiprocess folder (emptied at start; default: new temp)",
     )
     pinned_versions: int = Field(2, ge=0, description="other versions kept loaded for ?version=")
+    access_log: bool = Field(True, description="log every request (uvicorn's access log)")

@@ -201,3 +201,14 @@ def test_a_thousand_malformed_requests_no_5xx_and_flat_memory(store: Store, tmp_
         assert client.get("/readyz").status_code == 200
     assert all(400 <= status < 500 for status in statuses), statuses
     assert after - before < 50 * 1024 * 1024, (before, after)
+
+
+@pytest.mark.parametrize(("flags", "logged"), [((), True), (("--no-access-log",), False)])
+def test_access_log_can_be_turned_off(
+    tiny_store: Store, tmp_path: Path, flags: tuple[str, ...], logged: bool
+) -> None:
+    with serve(tiny_store.root, tmp_path, *flags) as server:
+        assert httpx.get(server.url + "/healthz").status_code == 200
+        time.sleep(0.2)  # the log line is written after the answer
+        text = server.log.read_text()
+    assert ('"GET /healthz HTTP/1.1" 200' in text) is logged
