@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from service.errors import BlankImage, ImageTooLarge, UndecodableImage, UnsupportedImage
+from service.png import plain_grey_png
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 SIDE = 28
@@ -59,6 +60,9 @@ def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]
     before decoding."""
     if not data:
         raise UndecodableImage("the upload is empty: send the bytes of a PNG or JPEG image")
+    plain = plain_grey_png(data, WORKING_SIZE, max_pixels)
+    if plain is not None:
+        return plain, None
     image = _open(data, max_pixels)
     if image.format == "JPEG":
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale, in greyscale: a 12 MP photo then
