@@ -16,7 +16,6 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.settings import Settings
-from service.supervisor import Supervisor, listening_socket
 
 GRACE_SECONDS = 30  # for requests in flight when a worker is told to stop
 
@@ -100,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def supervise(settings: Settings, options: dict[str, object]) -> int:
     """Several workers, each on its own socket (service/supervisor.py)."""
+    # Imported here, after prepare_metrics_dir: prometheus-client picks its multiprocess
+    # mode once, when first imported, and this module must not import it earlier.
+    from service.supervisor import Supervisor, listening_socket
+
     if settings.port == 0:
         print("mnist-serve: error: --port 0 would give each worker its own port; "
               "name a port when --workers is above 1", file=sys.stderr)  # fmt: skip

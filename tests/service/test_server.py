@@ -212,3 +212,15 @@ def test_access_log_can_be_turned_off(
         time.sleep(0.2)  # the log line is written after the answer
         text = server.log.read_text()
     assert ('"GET /healthz HTTP/1.1" 200' in text) is logged
+
+
+def test_one_worker_counts_its_requests_in_metrics(tiny_store: Store, tmp_path: Path) -> None:
+    # The multiprocess mode of prometheus-client is fixed when it is first imported: the
+    # CLI must set it up before anything imports it, even with one worker in its process.
+    with serve(tiny_store.root, tmp_path) as server:
+        digit = png(np.eye(28, dtype=np.uint8) * 255)
+        answer = httpx.post(f"{server.url}/v1/predict", files={"file": ("d.png", digit)})
+        assert answer.status_code == 200
+        text = httpx.get(f"{server.url}/metrics").text
+    assert 'mnist_http_requests_total{method="POST",route="/v1/predict",status="200"} 1.0' in text
+    assert f'mnist_predictions_total{{digit="{answer.json()["digit"]}"}} 1.0' in text
