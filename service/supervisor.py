@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
@@ -23,8 +24,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import uvicorn
-
-from service.metrics import mark_worker_dead
+from prometheus_client.multiprocess import mark_process_dead
 
 log = logging.getLogger("service.supervisor")
 
@@ -84,7 +84,10 @@ class Supervisor:
             for index, (process, started) in enumerate(running):
                 if process.is_alive():
                     continue
-                mark_worker_dead(process.pid or 0)
+                # Its live gauges leave the sums. (Not via service.metrics: importing that
+                # here would give the supervisor metric files of its own.)
+                if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and process.pid:
+                    mark_process_dead(process.pid)
                 if time.monotonic() - started < QUICK_DEATH_SECONDS:
                     quick_deaths += 1
                     if quick_deaths >= MAX_QUICK_DEATHS:
