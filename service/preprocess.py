@@ -176,8 +176,13 @@ def ink_map(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     # The border's spread above its median is paper texture, lighting and JPEG noise: an
     # MNIST digit's border is all zero, so this floor is 0 for it and changes nothing.
     floor = min(max((high - background) / (peak - background), 0.0), 0.5)
+    if background == 0.0 and floor == 0.0:
+        # A clean black border, as every MNIST digit has: the same map in one pass.
+        grey *= 1.0 / peak
+        return np.minimum(grey, 1.0, out=grey)
     ink = (grey - background) * (1.0 / ((peak - background) * (1.0 - floor))) - floor / (1 - floor)
-    return np.clip(ink, 0.0, 1.0, out=ink)
+    np.maximum(ink, 0.0, out=ink)  # np.clip's Python wrapper costs more than both
+    return np.minimum(ink, 1.0, out=ink)
 
 
 def _quantile(ascending: np.ndarray, q: float) -> float:
@@ -212,11 +217,13 @@ def centre_by_mass(patch: np.ndarray) -> np.ndarray:
     """Paste `patch` into a 28x28 field so that its centre of mass lands on (14, 14)."""
     # Row and column sums, then two dot products: 20 us less per 28x28 upload than
     # weighting every pixel by np.indices.
-    row_mass, col_mass = patch.sum(axis=1), patch.sum(axis=0)
+    row_mass, col_mass = np.add.reduce(patch, axis=1), np.add.reduce(patch, axis=0)
     total = float(row_mass.sum())
     com_r = float(row_mass @ np.arange(len(row_mass), dtype=np.float32)) / total
     com_c = float(col_mass @ np.arange(len(col_mass), dtype=np.float32)) / total
     top, left = round(CENTRE - com_r), round(CENTRE - com_c)
+    if top == left == 0 and patch.shape == (SIDE, SIDE):
+        return patch.astype(np.float32, copy=False)  # already centred, as MNIST digits are
     field = np.zeros((SIDE, SIDE), np.float32)
     h, w = patch.shape
     # Clip the paste to the field; a shifted 28x28 input may lose a sliver of empty border.
