@@ -265,3 +265,16 @@ def test_predict_takes_only_post(client: TestClient) -> None:
         "error": "method_not_allowed",
         "detail": "/v1/predict takes POST, not GET",
     }
+
+
+@pytest.mark.parametrize("query", ["version=abc", "version=-1", "version=1.5", "version=0x1"])
+def test_a_version_that_is_not_a_positive_integer_is_422(client: TestClient, query: str) -> None:
+    response = client.post(f"/v1/predict?{query}", files={"file": ("a.png", digit_png())})
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_request"
+    assert "must be a positive integer" in response.json()["detail"]
+
+
+def test_other_query_parameters_are_ignored(client: TestClient) -> None:
+    response = client.post("/v1/predict?debug=1", files={"file": ("a.png", digit_png())})
+    assert response.status_code == 200 and response.json()["version"] == 1
