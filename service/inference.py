@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
@@ -13,9 +17,11 @@ from service.metrics import (
     REJECTED,
     record_predictions,
 )
-from service.preprocess import preprocess
+from service.preprocess import decode, preprocess, to_mnist
 from service.registry import LoadedModel
 from service.schemas import BatchItem, Prediction
+
+T = TypeVar("T")
 
 
 def timed_preprocess(data: bytes, max_pixels: int) -> np.ndarray:
@@ -57,21 +63,45 @@ def predictions(loaded: LoadedModel, probabilities: np.ndarray) -> list[Predicti
     ]
 
 
+async def _run(big: bool, function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)`, in a worker thread for a big upload, inline otherwise."""
+    return await run_in_threadpool(function, *args) if big else function(*args)
+
+
 async def classify_batch(
     loaded: LoadedModel, files: list[tuple[str | None, bytes]], max_pixels: int, offload: int
 ) -> list[BatchItem]:
-    """Preprocess each file (errors stay with their file), then one forward pass."""
-    items: list[BatchItem] = []
-    samples: list[np.ndarray] = []
-    for name, data in files:
+    """Decode every file, then turn each into a sample, then one forward pass; errors stay
+    with their file. Two passes over the files instead of one: decoding 64 digits and then
+    preprocessing them costs 50 us per image, alternating the two 84 us (bench/)."""
+    items = [BatchItem(filename=name) for name, _ in files]
+    decoded: list[tuple[int, np.ndarray, np.ndarray | None, float]] = []
+    for index, (_, data) in enumerate(files):
+        started = time.perf_counter()
         try:
-            samples.append(await to_sample(data, max_pixels, offload))
-            items.append(BatchItem(filename=name))
+            grey, alpha = await _run(len(data) > offload, decode, data, max_pixels)
         except ServiceError as exc:
-            REJECTED.labels(reason=exc.code).inc()
-            items.append(BatchItem(filename=name, error=exc.code, detail=exc.detail))
-    answers = iter(predictions(loaded, forward(loaded, np.stack(samples))) if samples else [])
-    for item in items:
-        if item.error is None:
-            item.prediction = next(answers)
+            _reject(items[index], exc)
+            continue
+        decoded.append((index, grey, alpha, time.perf_counter() - started))
+    placed, samples = [], []
+    for index, grey, alpha, decode_seconds in decoded:
+        started = time.perf_counter()
+        try:
+            sample = await _run(len(files[index][1]) > offload, to_mnist, grey, alpha)
+        except ServiceError as exc:
+            _reject(items[index], exc)
+            continue
+        PREPROCESS_LATENCY.observe(decode_seconds + time.perf_counter() - started)
+        placed.append(index)
+        samples.append(sample)
+    if samples:
+        answers = predictions(loaded, forward(loaded, np.stack(samples)))
+        for index, prediction in zip(placed, answers, strict=True):
+            items[index].prediction = prediction
     return items
+
+
+def _reject(item: BatchItem, exc: ServiceError) -> None:
+    REJECTED.labels(reason=exc.code).inc()
+    item.error, item.detail = exc.code, exc.detail
