@@ -82,9 +82,9 @@ def wrk(
     url: str, script: Path, concurrency: int, duration: float, repeats: int = 1
 ) -> tuple[dict, list[str]]:
     """A warm-up, then `repeats` runs of wrk; the run with the median requests/s, and the
-    raw output of every run. Each run opens new connections, and uvicorn's workers share
-    one listening socket: whichever wakes first may accept most of them (we saw 16/0 in
-    3 of 8 tries), so one run of a multi-worker server measures partly luck."""
+    raw output of every run. Each run opens new connections, which the kernel spreads over
+    the workers' sockets by their address hash (8/8 to 4/12 for 16 connections): one run
+    measures one such spread, the median of several a typical one."""
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -109,9 +109,10 @@ def start_ready(cmd: list[str], port: int, log: Path, env: dict[str, str] | None
     return start(cmd, log, port, env, ready_path="/docs")[0]
 
 
-def uvicorn_cmd(app: str, port: int, workers: int, factory: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", str(workers),
-           "--log-level", "warning"]  # fmt: skip
+def reference_cmd(app: str, port: int, workers: int, factory: bool = False) -> list[str]:
+    """A reference app served as the service is (bench/serve_reference.py)."""
+    cmd = [sys.executable, str(ROOT / "bench" / "serve_reference.py"), app, "--port", str(port),
+           "--workers", str(workers)]  # fmt: skip
     return [*cmd, "--factory"] if factory else cmd
 
 
@@ -135,9 +136,9 @@ def run(args: argparse.Namespace) -> dict:
                  "--no-access-log"],  # as the references, which log warnings only
                 port, folder / "service.log"),
             "noop": lambda port, w: start_ready(
-                uvicorn_cmd("bench.reference_apps:noop", port, w), port, folder / "noop.log"),
+                reference_cmd("bench.reference_apps:noop", port, w), port, folder / "noop.log"),
             "textbook": lambda port, w: start_ready(
-                uvicorn_cmd("bench.reference_apps:make_textbook", port, w, factory=True),
+                reference_cmd("bench.reference_apps:make_textbook", port, w, factory=True),
                 port, folder / "textbook.log", {"BENCH_MODEL": str(model)}),
         }  # fmt: skip
         paths = {
