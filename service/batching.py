@@ -28,9 +28,10 @@ class MicroBatcher:
 
     async def probabilities(self, loaded: LoadedModel, sample: np.ndarray) -> np.ndarray:
         """The model's output (10,) for one (784,) sample, computed in a shared batch."""
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
         if not self._waiting:
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
         # Keyed by identity: a version swap mid-turn must not mix two models in one batch.
         _, samples, futures = self._waiting.setdefault(id(loaded), (loaded, [], []))
         samples.append(sample)

@@ -30,12 +30,15 @@ def timed_preprocess(data: bytes, max_pixels: int) -> np.ndarray:
         return preprocess(data, max_pixels)
 
 
+async def _run(big: bool, function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)`, in a worker thread for a big upload, inline otherwise."""
+    return await run_in_threadpool(function, *args) if big else function(*args)
+
+
 async def to_sample(data: bytes, max_pixels: int, offload_bytes: int) -> np.ndarray:
     """Preprocess inline when the upload is small; big ones decode in a worker thread,
     so a 12 MP JPEG does not stall every other request on this event loop."""
-    if len(data) > offload_bytes:
-        return await run_in_threadpool(timed_preprocess, data, max_pixels)
-    return timed_preprocess(data, max_pixels)
+    return await _run(len(data) > offload_bytes, timed_preprocess, data, max_pixels)
 
 
 def forward(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
@@ -63,11 +66,6 @@ def predictions(loaded: LoadedModel, probabilities: np.ndarray) -> list[Predicti
     ]
 
 
-async def _run(big: bool, function: Callable[..., T], *args: Any) -> T:
-    """`function(*args)`, in a worker thread for a big upload, inline otherwise."""
-    return await run_in_threadpool(function, *args) if big else function(*args)
-
-
 async def classify_batch(
     loaded: LoadedModel, files: list[tuple[str | None, bytes]], max_pixels: int, offload: int
 ) -> list[BatchItem]:
@@ -75,20 +73,21 @@ async def classify_batch(
     with their file. Two passes over the files instead of one: decoding 64 digits and then
     preprocessing them costs 50 us per image, alternating the two 84 us (bench/)."""
     items = [BatchItem(filename=name) for name, _ in files]
-    decoded: list[tuple[int, np.ndarray, np.ndarray | None, float]] = []
+    decoded: list[tuple[int, bool, np.ndarray, np.ndarray | None, float]] = []
     for index, (_, data) in enumerate(files):
+        big = len(data) > offload
         started = time.perf_counter()
         try:
-            grey, alpha = await _run(len(data) > offload, decode, data, max_pixels)
+            grey, alpha = await _run(big, decode, data, max_pixels)
         except ServiceError as exc:
             _reject(items[index], exc)
             continue
-        decoded.append((index, grey, alpha, time.perf_counter() - started))
+        decoded.append((index, big, grey, alpha, time.perf_counter() - started))
     placed, samples = [], []
-    for index, grey, alpha, decode_seconds in decoded:
+    for index, big, grey, alpha, decode_seconds in decoded:
         started = time.perf_counter()
         try:
-            sample = await _run(len(files[index][1]) > offload, to_mnist, grey, alpha)
+            sample = await _run(big, to_mnist, grey, alpha)
         except ServiceError as exc:
             _reject(items[index], exc)
             continue

@@ -12,8 +12,13 @@ ACCEPTED = "multipart/form-data with a field 'file', or an image/png or image/jp
 MAX_FIELDS = 16  # text fields a form may carry besides its files
 
 
+def _media(content_type: str) -> str:
+    """The media type of a Content-Type value, without parameters, lower case."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def _check_declared_type(content_type: str, what: str) -> None:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = _media(content_type)
     if media in REFUSED_IMAGE_TYPES:
         raise UnsupportedImage(f"{what} is {media}: send PNG, JPEG, GIF, BMP or WebP")
     if media and not media.startswith(RAW_TYPES):
@@ -21,7 +26,7 @@ def _check_declared_type(content_type: str, what: str) -> None:
 
 
 def _is_multipart(content_type: str) -> bool:
-    return content_type.split(";", 1)[0].strip().lower() == "multipart/form-data"
+    return _media(content_type) == "multipart/form-data"
 
 
 def single_image(content_type: str, body: bytes) -> tuple[str | None, bytes]:
