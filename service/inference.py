@@ -17,7 +17,7 @@ from service.metrics import (
     REJECTED,
     record_predictions,
 )
-from service.preprocess import decode, preprocess, to_mnist
+from service.preprocess import blank_image, decode, preprocess, to_mnist_many
 from service.registry import LoadedModel
 from service.schemas import BatchItem, Prediction
 
@@ -52,55 +52,62 @@ def forward(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
 def predictions(loaded: LoadedModel, probabilities: np.ndarray) -> list[Prediction]:
     """A Prediction per row of (N, 10) probabilities; the predicted digits are counted."""
     digits = probabilities.argmax(axis=1).tolist()
-    confidences = probabilities.max(axis=1).tolist()
+    # Rounded as doubles in one call: float32 rounded to 6 decimals would print as
+    # 0.12345699965953827, and round() per value costs 10 calls per image.
+    rounded = np.round(probabilities.astype(np.float64), 6)
+    confidences = rounded.max(axis=1).tolist()
     record_predictions(digits, confidences)
     return [
         Prediction(
             digit=digit,
-            confidence=round(confidence, 6),
-            probabilities=[round(p, 6) for p in row],
+            confidence=confidence,
+            probabilities=row,
             model=loaded.name,
             version=loaded.version,
         )
-        for digit, confidence, row in zip(digits, confidences, probabilities.tolist(), strict=True)
+        for digit, confidence, row in zip(digits, confidences, rounded.tolist(), strict=True)
     ]
 
 
 async def classify_batch(
     loaded: LoadedModel, files: list[tuple[str | None, bytes]], max_pixels: int, offload: int
 ) -> list[BatchItem]:
-    """Decode every file, then turn each into a sample, then one forward pass; errors stay
-    with their file. Two passes over the files instead of one: decoding 64 digits and then
-    preprocessing them costs 50 us per image, alternating the two 84 us (bench/)."""
-    items = [BatchItem(filename=name) for name, _ in files]
-    decoded: list[tuple[int, bool, np.ndarray, np.ndarray | None, float]] = []
+    """Decode every file, turn the images into samples in stacks of one size, then one
+    forward pass; errors stay with their file. Stacked, 64 digits cost 4 us each to
+    preprocess instead of 27 one by one (bench/)."""
+    errors: dict[int, ServiceError] = {}
+    decoded: list[tuple[int, np.ndarray, np.ndarray | None, float]] = []
+    offloaded = False
     for index, (_, data) in enumerate(files):
         big = len(data) > offload
+        offloaded |= big
         started = time.perf_counter()
         try:
             grey, alpha = await _run(big, decode, data, max_pixels)
         except ServiceError as exc:
-            _reject(items[index], exc)
+            errors[index] = exc
             continue
-        decoded.append((index, big, grey, alpha, time.perf_counter() - started))
-    placed, samples = [], []
-    for index, big, grey, alpha, decode_seconds in decoded:
+        decoded.append((index, grey, alpha, time.perf_counter() - started))
+    answers: dict[int, Prediction] = {}
+    if decoded:
         started = time.perf_counter()
-        try:
-            sample = await _run(big, to_mnist, grey, alpha)
-        except ServiceError as exc:
-            _reject(items[index], exc)
-            continue
-        PREPROCESS_LATENCY.observe(decode_seconds + time.perf_counter() - started)
-        placed.append(index)
-        samples.append(sample)
-    if samples:
-        answers = predictions(loaded, forward(loaded, np.stack(samples)))
-        for index, prediction in zip(placed, answers, strict=True):
-            items[index].prediction = prediction
-    return items
+        samples, blank = await _run(offloaded, to_mnist_many, [d[1:3] for d in decoded])
+        share = (time.perf_counter() - started) / len(decoded)
+        placed = []
+        for (index, *_, decode_seconds), empty in zip(decoded, blank, strict=True):
+            if empty:
+                errors[index] = blank_image()
+            else:
+                PREPROCESS_LATENCY.observe(decode_seconds + share)
+                placed.append(index)
+        if placed:
+            rows = samples[[not empty for empty in blank]] if any(blank) else samples
+            answers = dict(zip(placed, predictions(loaded, forward(loaded, rows)), strict=True))
+    return [_item(name, answers.get(i), errors.get(i)) for i, (name, _) in enumerate(files)]
 
 
-def _reject(item: BatchItem, exc: ServiceError) -> None:
-    REJECTED.labels(reason=exc.code).inc()
-    item.error, item.detail = exc.code, exc.detail
+def _item(name: str | None, answer: Prediction | None, error: ServiceError | None) -> BatchItem:
+    if error is None:
+        return BatchItem(filename=name, prediction=answer)
+    REJECTED.labels(reason=error.code).inc()
+    return BatchItem(filename=name, error=error.code, detail=error.detail)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from python_multipart.multipart import parse_options_header
 
 from service.errors import BadRequestBody
 from service.multipart import parse_form
@@ -47,6 +48,33 @@ def test_preamble_epilogue_and_unicode_file_name() -> None:
         "dígito.png",
         "",
         b"DATA",
+    )
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        b'form-data; name="files"; filename="d.png"',
+        b'form-data; name="file"',
+        b'form-data; name=""; filename=""',
+        b'form-data; name="a b"; filename="C:\\photos\\d.png"',  # old IE: a whole path
+        b'form-data; name="file"; filename="say \\"hi\\".png"',
+        b"form-data; name=file; filename=d.png",
+        b"form-data; name=\"file\"; filename*=UTF-8''d%C3%ADgito.png",
+        b'Form-Data;name="file";  filename="d.png"',
+        b'form-data; filename="d.png"; name="file"',
+    ],
+)
+def test_plain_content_dispositions_read_as_python_multipart_reads_them(
+    disposition: bytes,
+) -> None:
+    _, options = parse_options_header(disposition)
+    body = b"--x\r\nContent-Disposition: " + disposition + b"\r\n\r\nA\r\n--x--"
+    (part,) = parse_form(body, "multipart/form-data; boundary=x", max_parts=1)
+    filename = options.get(b"filename")
+    assert (part.name, part.filename) == (
+        options[b"name"].decode(),
+        None if filename is None else filename.decode(),
     )
 
 

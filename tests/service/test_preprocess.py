@@ -32,12 +32,9 @@ def a_digit() -> np.ndarray:
 
 
 def test_mnist_digit_passes_through_unchanged() -> None:
-    digit = a_digit()
-    sample = pp.preprocess(
-        png(pp.centre_by_mass(digit / 255.0).astype(np.float32).__mul__(255).astype(np.uint8)),
-        LIMIT,
-    )
-    np.testing.assert_allclose(sample.reshape(28, 28), pp.centre_by_mass(digit / 255.0), atol=1e-6)
+    centred = pp.centre_by_mass(a_digit()[None] / np.float32(255))[0]
+    sample = pp.preprocess(png((centred * 255).astype(np.uint8)), LIMIT)
+    np.testing.assert_allclose(sample.reshape(28, 28), centred, atol=1e-6)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP"])
@@ -144,11 +141,56 @@ def test_truncated_header_names_the_format() -> None:
 def test_centre_by_mass_puts_the_mass_on_14() -> None:
     patch = np.zeros((10, 6), np.float32)
     patch[2:9, 1:3] = 1
-    field = pp.centre_by_mass(patch)
+    field = pp.centre_by_mass(patch[None])[0]
     rows, cols = np.indices(field.shape)
     assert (rows * field).sum() / field.sum() == pytest.approx(14, abs=0.5)
     assert (cols * field).sum() / field.sum() == pytest.approx(14, abs=0.5)
     assert field.sum() == pytest.approx(patch.sum())
+
+
+def variants(count: int) -> list[np.ndarray]:
+    """MNIST-like digits as uploads differ: shifted, inverted, on noisy paper."""
+    rng = np.random.default_rng(3)
+    digits = []
+    for index in range(count):
+        digit = np.roll(a_digit(), (index % 5 - 2, index % 3 - 1), axis=(0, 1))
+        if index % 3 == 1:
+            digit = 255 - digit
+        if index % 3 == 2:
+            digit = np.clip(digit + rng.integers(0, 40, digit.shape), 0, 255).astype(np.uint8)
+        digits.append(digit)
+    return digits
+
+
+def test_a_stack_gives_what_each_image_gives_alone() -> None:
+    digits = variants(12)
+    digits[5] = np.full((28, 28), 90, np.uint8)  # blank, amid the others
+    samples, blank = pp.to_mnist_stack(np.stack(digits))
+    assert blank == [i == 5 for i in range(12)]
+    for index, digit in enumerate(digits):
+        if index != 5:
+            np.testing.assert_allclose(samples[index], pp.to_mnist(digit), atol=1e-6)
+    with pytest.raises(BlankImage):
+        pp.to_mnist(digits[5])
+
+
+def test_many_images_of_mixed_sizes_keep_their_order() -> None:
+    digit = a_digit()
+    canvas = np.zeros((60, 40), np.float32), np.zeros((60, 40), np.float32)
+    canvas[0][10:50, 18:24], canvas[1][10:50, 18:24] = 20.0, 255.0  # strokes on transparency
+    images = [
+        (digit, None),
+        (np.kron(digit, np.ones((3, 2), np.uint8)), None),
+        canvas,
+        (np.zeros((28, 28), np.uint8), None),
+        (255 - digit.T, None),
+        (np.kron(255 - digit, np.ones((3, 2), np.uint8)), None),
+    ]
+    samples, blank = pp.to_mnist_many(images)
+    assert blank == [False, False, False, True, False, False]
+    for index, (grey, alpha) in enumerate(images):
+        if not blank[index]:
+            np.testing.assert_allclose(samples[index], pp.to_mnist(grey, alpha), atol=1e-6)
 
 
 def test_fit_box_keeps_the_aspect_ratio() -> None:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.keras_files import publish_layers, random_layers
-from tests.uploads import png
+from tests.uploads import png, rgba_strokes
 from training.store import Store
 
 MakeClient = Callable[..., TestClient]
@@ -181,6 +181,34 @@ def test_batch_keeps_order_and_per_file_errors(client: TestClient) -> None:
     assert [r["filename"] for r in results] == ["a.png", "b.txt", "c.png"]
     assert results[1]["error"] == "undecodable_image" and results[1]["prediction"] is None
     assert results[0]["prediction"] == results[2]["prediction"]
+
+
+def test_batch_answers_as_single_requests_do(client: TestClient) -> None:
+    """Images of several sizes, kinds and a blank one: preprocessed in stacks, answered
+    each as /v1/predict answers it alone."""
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    uploads = {
+        "small.png": png(digit),
+        "blank.png": png(np.full((28, 28), 120, np.uint8)),
+        "big.png": png(np.kron(digit, np.ones((4, 3), np.uint8))),
+        "paper.png": png(255 - np.roll(digit, 3, axis=1)),
+        "canvas.png": rgba_strokes(digit, np.random.default_rng(1)),
+        "big-paper.png": png(np.kron(255 - digit, np.ones((4, 3), np.uint8))),
+    }
+    files = [("files", (name, data, "image/png")) for name, data in uploads.items()]
+    results = client.post("/v1/predict/batch", files=files).json()["results"]
+    assert [r["filename"] for r in results] == list(uploads)
+    for result, data in zip(results, uploads.values(), strict=True):
+        alone = client.post("/v1/predict", content=data, headers={"content-type": "image/png"})
+        if result["error"] is None:
+            assert result["prediction"]["probabilities"] == pytest.approx(
+                alone.json()["probabilities"], abs=2e-6
+            )
+        else:
+            assert (result["error"], alone.status_code) == ("blank_image", 422)
+            assert result["detail"] == alone.json()["detail"]
+    assert [r["error"] for r in results] == [None, "blank_image", None, None, None, None]
 
 
 def test_batch_over_the_limit_is_413(tiny_store: Store, make_client: MakeClient) -> None:
