@@ -46,7 +46,8 @@ IN_FLIGHT = Gauge(
 )
 INFERENCE_LATENCY = Histogram(
     "mnist_inference_duration_seconds",
-    "Time per call of one inference stage: preprocess (per image) or forward (per batch).",
+    "Time per call of one inference stage: decode (one upload, or a batch request's uploads "
+    "together), preprocess (a stack of images) or forward (a batch).",
     ["stage"],
     buckets=STAGE_BUCKETS,
 )
@@ -92,6 +93,7 @@ def record_served(name: str, version: int, previous: int | None, accuracy: float
     MODEL_LOADS.inc()
 
 
+DECODE_LATENCY = INFERENCE_LATENCY.labels(stage="decode")
 PREPROCESS_LATENCY = INFERENCE_LATENCY.labels(stage="preprocess")
 FORWARD_LATENCY = INFERENCE_LATENCY.labels(stage="forward")
 DIGIT_PREDICTIONS = [PREDICTIONS.labels(digit=str(digit)) for digit in range(10)]

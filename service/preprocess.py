@@ -22,8 +22,14 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.errors import BlankImage, ImageTooLarge, UndecodableImage, UnsupportedImage
-from service.png import plain_grey_png
+from service.errors import (
+    BlankImage,
+    ImageTooLarge,
+    ServiceError,
+    UndecodableImage,
+    UnsupportedImage,
+)
+from service.png import plain_grey_png, plain_grey_pngs
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 SIDE = 28
@@ -56,7 +62,11 @@ _OTHER_FORMATS = (
 )
 
 
-def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
+# A decoded upload: greyscale (H, W) in [0, 255] (uint8 or float32) and alpha (or None).
+Decoded = tuple[np.ndarray, np.ndarray | None]
+
+
+def decode(data: bytes, max_pixels: int) -> Decoded:
     """Decode PNG/JPEG/GIF/BMP/WebP bytes into greyscale (H, W) in [0, 255] (uint8 or
     float32) and an alpha channel (or None), refusing other formats and too many pixels
     before decoding."""
@@ -88,6 +98,19 @@ def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]
         ) from exc
 
 
+def decode_many(datas: list[bytes], max_pixels: int) -> list[Decoded | ServiceError]:
+    """`decode` of each upload, in order, or the error it met; the plain greyscale PNGs
+    among them are decoded together (`png.plain_grey_pngs`)."""
+    plain = plain_grey_pngs(datas, WORKING_SIZE, max_pixels)
+    decoded: list[Decoded | ServiceError] = []
+    for data, pixels in zip(datas, plain, strict=True):
+        try:
+            decoded.append((pixels, None) if pixels is not None else decode(data, max_pixels))
+        except ServiceError as exc:
+            decoded.append(exc)
+    return decoded
+
+
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -117,7 +140,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     )
 
 
-def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+def _grey_and_alpha(image: Image.Image) -> Decoded:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         # 16-bit or float greyscale: stretch to 0..255 (convert("L") would clip instead).
         values = np.asarray(image, dtype=np.float32)
@@ -161,9 +184,7 @@ def blank_image() -> BlankImage:
     return BlankImage("no digit found: the image is blank or has too little contrast")
 
 
-def to_mnist_many(
-    images: Sequence[tuple[np.ndarray, np.ndarray | None]],
-) -> tuple[np.ndarray, list[bool]]:
+def to_mnist_many(images: Sequence[Decoded]) -> tuple[np.ndarray, list[bool]]:
     """`to_mnist_stack` for (grey, alpha) images of any sizes, in their order: the images
     of one size (with or without alpha) go through it together."""
     groups: dict[tuple[tuple[int, ...], bool], list[int]] = {}

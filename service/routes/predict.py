@@ -24,9 +24,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from service.asgi import header, read_body, send_json
-from service.batching import MicroBatcher
 from service.errors import InvalidParameter, ServiceError
-from service.inference import classify_batch, predictions, to_sample
+from service.inference import classify_batch, predictions, probabilities_of_upload
 from service.limits import send_json_error
 from service.registry import LoadedModel, ModelRegistry
 from service.schemas import BatchPrediction, ErrorBody, Prediction
@@ -62,9 +61,10 @@ async def predict(scope: Scope, receive: Receive, send: Send) -> None:
     loaded = await _model(state.registry, requested_version(scope["query_string"]))
     body = await read_body(receive)
     _, data = single_image(header(scope, b"content-type"), body)
-    sample = await to_sample(data, settings.max_pixels, settings.offload_bytes)
-    batcher: MicroBatcher = state.batcher
-    prediction = predictions(loaded, (await batcher.probabilities(loaded, sample))[None])[0]
+    row = await probabilities_of_upload(
+        loaded, data, settings.max_pixels, settings.offload_bytes, state.batcher
+    )
+    prediction = predictions(loaded, row[None])[0]
     await send_json(send, 200, prediction.model_dump_json().encode())
 
 

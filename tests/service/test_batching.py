@@ -1,4 +1,5 @@
-"""Micro-batching: concurrent samples share forward passes and each gets its own row."""
+"""Micro-batching: concurrent images share preprocessing and forward passes, and each
+request gets its own row (or its own error)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.batching import MicroBatcher
+from service.errors import BlankImage
+from service.preprocess import Decoded, to_mnist
 from service.registry import LoadedModel
 from service.runtime import DenseLayer, DenseModel
 from tests.keras_files import random_layers
@@ -33,53 +36,83 @@ def passes() -> tuple[float, float]:
     return count, total
 
 
-def samples(n: int) -> np.ndarray:
-    return np.random.default_rng(n).uniform(0, 1, (n, 784)).astype(np.float32)
+def images(n: int) -> list[Decoded]:
+    """n different digit-like images: a bar and a blob where the seed puts them."""
+    rng = np.random.default_rng(n)
+    out = []
+    for _ in range(n):
+        grey = np.zeros((28, 28), np.uint8)
+        top, left = rng.integers(3, 12, 2)
+        grey[top : top + 14, left : left + 3] = 255
+        grey[top : top + 4, left : left + rng.integers(4, 12)] = rng.integers(120, 256)
+        out.append((grey, None))
+    return out
+
+
+def expected(model: LoadedModel, decoded: list[Decoded]) -> np.ndarray:
+    return model.model.predict(np.stack([to_mnist(grey) for grey, _ in decoded]))
 
 
 async def test_concurrent_requests_share_one_pass_and_get_their_own_rows() -> None:
-    model, x = loaded(0, 1), samples(7)
+    model, x = loaded(0, 1), images(7)
     batcher = MicroBatcher(max_batch=64)
     before = passes()
-    rows = await asyncio.gather(*(batcher.probabilities(model, s) for s in x))
+    rows = await asyncio.gather(*(batcher.probabilities(model, i) for i in x))
     after = passes()
     assert after[0] - before[0] == 1 and after[1] - before[1] == 7
-    np.testing.assert_allclose(np.stack(rows), model.model.predict(x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.stack(rows), expected(model, x), rtol=1e-6, atol=1e-7)
+
+
+async def test_a_blank_image_fails_alone() -> None:
+    model, x = loaded(0, 1), images(4)
+    x[2] = (np.full((28, 28), 200, np.uint8), None)
+    batcher = MicroBatcher()
+    before = passes()
+    rows = await asyncio.gather(
+        *(batcher.probabilities(model, i) for i in x), return_exceptions=True
+    )
+    assert isinstance(rows[2], BlankImage)
+    assert passes()[1] - before[1] == 3  # the blank image never reached the forward pass
+    answered = x[:2] + x[3:]
+    np.testing.assert_allclose(
+        np.stack(rows[:2] + rows[3:]), expected(model, answered), rtol=1e-6, atol=1e-7
+    )
 
 
 async def test_a_lone_request_is_not_held_back() -> None:
     batcher = MicroBatcher()
-    row = await asyncio.wait_for(batcher.probabilities(loaded(0, 1), samples(1)[0]), 1)
+    row = await asyncio.wait_for(batcher.probabilities(loaded(0, 1), images(1)[0]), 1)
     assert row.shape == (10,)
 
 
 async def test_batches_are_capped_and_never_mix_versions() -> None:
-    old, new, x = loaded(0, 1), loaded(1, 2), samples(5)
+    old, new, x = loaded(0, 1), loaded(1, 2), images(5)
     batcher = MicroBatcher(max_batch=2)
     before = passes()
-    calls = [batcher.probabilities(old, s) for s in x] + [batcher.probabilities(new, x[0])]
+    calls = [batcher.probabilities(old, i) for i in x] + [batcher.probabilities(new, x[0])]
     rows = await asyncio.gather(*calls)
-    # Version 1: 5 samples in passes of 2, 2 and 1; version 2: its own pass.
+    # Version 1: 5 images in passes of 2, 2 and 1; version 2: its own pass.
     assert passes()[0] - before[0] == 4
-    np.testing.assert_allclose(np.stack(rows[:5]), old.model.predict(x), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(rows[5], new.model.predict(x[:1])[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.stack(rows[:5]), expected(old, x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(rows[5], expected(new, x[:1])[0], rtol=1e-6, atol=1e-7)
 
 
 async def test_a_cancelled_request_leaves_the_others_their_answers() -> None:
-    model, x = loaded(0, 1), samples(3)
+    model, x = loaded(0, 1), images(3)
     batcher = MicroBatcher()
-    tasks = [asyncio.create_task(batcher.probabilities(model, s)) for s in x]
+    tasks = [asyncio.create_task(batcher.probabilities(model, i)) for i in x]
     await asyncio.sleep(0)  # all three are now waiting for the flush
     tasks[1].cancel()
     done = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(done[1], asyncio.CancelledError)
-    np.testing.assert_allclose(done[0], model.model.predict(x[:1])[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(done[0], expected(model, x[:1])[0], rtol=1e-6, atol=1e-7)
     assert done[2].shape == (10,)
 
 
 async def test_a_failed_pass_fails_its_requests_instead_of_hanging() -> None:
     batcher = MicroBatcher()
-    wrong = np.zeros(100, np.float32)  # not 784 inputs: the product raises
-    calls = [batcher.probabilities(loaded(0, 1), wrong) for _ in range(2)]
+    layer = DenseLayer(np.zeros((100, 10), np.float32), np.zeros(10, np.float32), "softmax")
+    broken = LoadedModel("mnist", 1, DenseModel((layer,)), {})  # 100 inputs: the product raises
+    calls = [batcher.probabilities(broken, image) for image in images(2)]
     results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2)
     assert all(isinstance(r, ValueError) for r in results)

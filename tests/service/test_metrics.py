@@ -33,6 +33,7 @@ def test_a_prediction_is_counted_everywhere(
         "latency": sample("mnist_http_request_duration_seconds_count", **route),
         "forward": sample("mnist_inference_duration_seconds_count", stage="forward"),
         "preprocess": sample("mnist_inference_duration_seconds_count", stage="preprocess"),
+        "decode": sample("mnist_inference_duration_seconds_count", stage="decode"),
         "confidence": sample("mnist_prediction_confidence_count"),
         "batch": sample("mnist_inference_batch_size_images_sum"),
     }  # fmt: skip
@@ -52,6 +53,7 @@ def test_a_prediction_is_counted_everywhere(
         sample("mnist_inference_duration_seconds_count", stage="preprocess")
         == before["preprocess"] + 2
     )
+    assert sample("mnist_inference_duration_seconds_count", stage="decode") == before["decode"] + 2
     assert sample("mnist_prediction_confidence_count") == before["confidence"] + 2
     assert sample("mnist_inference_batch_size_images_sum") == before["batch"] + 2  # fmt: skip
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.png import plain_grey_png
+from service.png import plain_grey_png, plain_grey_pngs
 from tests.uploads import png
 
 LIMITS = {"max_side": 512, "max_pixels": 512 * 512}
@@ -101,3 +101,75 @@ def test_image_data_ending_early_reads_as_pillow_reads_it() -> None:
     # Pillow fills the missing rows with 0 rather than failing; so must we, to agree.
     data = short_image_data()
     np.testing.assert_array_equal(plain_grey_png(data, **LIMITS), pillow(data))
+
+
+def bad_filter_type() -> bytes:
+    header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x07" + b"\0" * 28 + b"\0" * 29 * 27)  # filter type 7 does not exist
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+def inflating_past_its_rows() -> bytes:
+    header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 29 * 28 * 1000)  # 1000 times the image's rows
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+def test_many_files_decode_as_each_does_alone() -> None:
+    rng = np.random.default_rng(5)
+
+    def mixed(shape: tuple[int, int]) -> bytes:
+        noise = rng.integers(0, 256, shape, dtype=np.uint8)
+        gradient = (np.add.outer(np.arange(shape[0]), np.arange(shape[1])) * 7 % 256).astype(
+            np.uint8
+        )
+        return png(np.where(rng.random(shape) < 0.3, noise, gradient))
+
+    datas = [
+        mixed((28, 28)),
+        png(np.zeros((28, 28, 3), np.uint8)),  # not plain: None
+        mixed((28, 28)),
+        short_image_data(),  # 28 wide, rows missing: decoded alone, as Pillow does
+        mixed((40, 28)),
+        mixed((28, 50)),
+        inflating_past_its_rows(),
+        mixed((13, 28)),
+        mixed((28, 50)),
+    ]
+    many = plain_grey_pngs(datas, **LIMITS)
+    assert [m is None for m in many] == [i == 1 for i in range(len(datas))]
+    for data, pixels in zip(datas, many, strict=True):
+        if pixels is not None:
+            np.testing.assert_array_equal(pixels, pillow(data))
+
+
+def up_filtered(pixels: np.ndarray) -> bytes:
+    """A PNG whose every row, the first too, is stored with the Up filter (the row above
+    the first counts as zeros)."""
+    above = np.vstack([np.zeros((1, pixels.shape[1]), np.uint8), pixels[:-1]])
+    rows = np.hstack([np.full((len(pixels), 1), 2, np.uint8), pixels - above])
+    header = struct.pack(">IIBBBBB", pixels.shape[1], len(pixels), 8, 0, 0, 0, 0)
+    idat = zlib.compress(rows.tobytes())
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+def test_no_file_reads_the_rows_of_the_one_before() -> None:
+    rng = np.random.default_rng(9)
+    images = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(3)]
+    many = plain_grey_pngs([up_filtered(image) for image in images], **LIMITS)
+    for image, pixels in zip(images, many, strict=True):
+        np.testing.assert_array_equal(pixels, image)
+
+
+def test_one_corrupt_file_does_not_spoil_the_others() -> None:
+    good = [png(np.full((28, 28), v, np.uint8)) for v in (3, 200)]
+    many = plain_grey_pngs([good[0], bad_filter_type(), good[1]], **LIMITS)
+    assert many[1] is None and plain_grey_png(bad_filter_type(), **LIMITS) is None
+    assert many[0] is not None and many[2] is not None
+    assert (many[0] == 3).all() and (many[2] == 200).all()
