@@ -49,14 +49,17 @@ class MicroBatcher:
                 chunk = slice(start, start + self.max_batch)
                 self._run(loaded, images[chunk], futures[chunk])
 
-    @staticmethod
-    def _run(loaded: LoadedModel, images: list[Decoded], futures: list[asyncio.Future]) -> None:
+    def _run(
+        self, loaded: LoadedModel, images: list[Decoded], futures: list[asyncio.Future]
+    ) -> None:
         try:
             rows, blank = probabilities_of(loaded, images)
-        except Exception as exc:  # every waiting request gets the error, not a hang
-            for future in futures:
-                if not future.done():
-                    future.set_exception(exc)
+        except Exception as exc:
+            if len(images) > 1:  # one odd image must not fail the requests it met: alone
+                for image, future in zip(images, futures, strict=True):
+                    self._run(loaded, [image], [future])
+            elif not futures[0].done():  # its request gets the error, not a hang
+                futures[0].set_exception(exc)
             return
         answers = iter(rows)
         for future, empty in zip(futures, blank, strict=True):

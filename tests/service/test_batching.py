@@ -116,3 +116,17 @@ async def test_a_failed_pass_fails_its_requests_instead_of_hanging() -> None:
     calls = [batcher.probabilities(broken, image) for image in images(2)]
     results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2)
     assert all(isinstance(r, ValueError) for r in results)
+
+
+async def test_an_image_that_breaks_preprocessing_fails_only_its_request() -> None:
+    model, x = loaded(0, 1), images(3)
+    odd = (np.zeros((28, 28, 3), np.uint8), None)  # not (H, W): the stacked pass raises
+    batcher = MicroBatcher()
+    before = passes()
+    calls = [batcher.probabilities(model, i) for i in (x[0], odd, x[1], x[2])]
+    rows = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2)
+    assert isinstance(rows[1], Exception) and not isinstance(rows[1], BlankImage)
+    np.testing.assert_allclose(
+        np.stack([rows[0], rows[2], rows[3]]), expected(model, x), rtol=1e-6, atol=1e-7
+    )
+    assert passes()[1] - before[1] == 3  # each good image alone, after the shared pass failed
