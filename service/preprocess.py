@@ -70,11 +70,14 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
     """Decode PNG/JPEG/GIF/BMP/WebP bytes into greyscale (H, W) in [0, 255] (uint8 or
     float32) and an alpha channel (or None), refusing other formats and too many pixels
     before decoding."""
+    plain = plain_grey_png(data, WORKING_SIZE, max_pixels)
+    return (plain, None) if plain is not None else _decode_with_pillow(data, max_pixels)
+
+
+def _decode_with_pillow(data: bytes, max_pixels: int) -> Decoded:
+    """`decode` for anything but a plain greyscale PNG; the errors are worded here."""
     if not data:
         raise UndecodableImage("the upload is empty: send the bytes of a PNG or JPEG image")
-    plain = plain_grey_png(data, WORKING_SIZE, max_pixels)
-    if plain is not None:
-        return plain, None
     image = _open(data, max_pixels)
     if image.format == "JPEG":
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale, in greyscale: a 12 MP photo then
@@ -105,7 +108,9 @@ def decode_many(datas: list[bytes], max_pixels: int) -> list[Decoded | ServiceEr
     decoded: list[Decoded | ServiceError] = []
     for data, pixels in zip(datas, plain, strict=True):
         try:
-            decoded.append((pixels, None) if pixels is not None else decode(data, max_pixels))
+            # Not a plain PNG: straight to Pillow, without looking for one again.
+            image = (pixels, None) if pixels is not None else _decode_with_pillow(data, max_pixels)
+            decoded.append(image)
         except ServiceError as exc:
             decoded.append(exc)
     return decoded
