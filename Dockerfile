@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Two targets from one file:
-#   serve: FastAPI + NumPy + Pillow + h5py + prometheus-client; no TensorFlow; non-root
+#   serve: FastAPI + NumPy + Pillow + OpenCV (headless) + h5py + prometheus-client; no
+#          TensorFlow; non-root
 #   train: TensorFlow/Keras; trains and publishes into the store volume
 # Dependencies are installed from pyproject.toml in their own layer, before the source,
 # so editing code does not reinstall them.

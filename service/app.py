@@ -24,11 +24,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.batching import MicroBatcher
-from service.errors import install_error_handlers
 from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout, send_json_error
 from service.metrics import RequestMetrics, mark_worker_dead
 from service.registry import ModelRegistry
 from service.routes import health, metrics, models, page, predict
+from service.routes.errors import install_error_handlers
 from service.settings import Settings
 from service.store import ModelStore
 

@@ -16,8 +16,8 @@ import asyncio
 
 import numpy as np
 
-from service.inference import probabilities_of
-from service.preprocess import Decoded, blank_image
+from service.imaging.decode import Picture
+from service.inference import blank_image, probabilities_of
 from service.registry import LoadedModel
 
 
@@ -27,9 +27,9 @@ class MicroBatcher:
 
     def __init__(self, max_batch: int = 64) -> None:
         self.max_batch = max_batch
-        self._waiting: dict[int, tuple[LoadedModel, list[Decoded], list[asyncio.Future]]] = {}
+        self._waiting: dict[int, tuple[LoadedModel, list[Picture], list[asyncio.Future]]] = {}
 
-    async def probabilities(self, loaded: LoadedModel, image: Decoded) -> np.ndarray:
+    async def probabilities(self, loaded: LoadedModel, image: Picture) -> np.ndarray:
         """The model's output (10,) for one decoded image, computed in a shared batch;
         BlankImage when the image holds no digit."""
         loop = asyncio.get_running_loop()
@@ -50,10 +50,10 @@ class MicroBatcher:
                 self._run(loaded, images[chunk], futures[chunk])
 
     def _run(
-        self, loaded: LoadedModel, images: list[Decoded], futures: list[asyncio.Future]
+        self, loaded: LoadedModel, images: list[Picture], futures: list[asyncio.Future]
     ) -> None:
         try:
-            rows, blank = probabilities_of(loaded, images)
+            rows, samples = probabilities_of(loaded, images)
         except Exception as exc:
             if len(images) > 1:  # one odd image must not fail the requests it met: alone
                 for image, future in zip(images, futures, strict=True):
@@ -62,7 +62,7 @@ class MicroBatcher:
                 futures[0].set_exception(exc)
             return
         answers = iter(rows)
-        for future, empty in zip(futures, blank, strict=True):
+        for future, empty in zip(futures, samples.blank, strict=True):
             row = None if empty else next(answers)
             if future.done():  # a request that timed out has been cancelled
                 continue

@@ -1,17 +1,12 @@
-"""Domain errors, each with its HTTP status, mapped to JSON responses in one place.
+"""Domain errors: what a client can cause or meet, each with the status and code the HTTP
+edge answers it with (`service.routes.errors` maps them to JSON in one place).
 
 The message is written for the person who sent the request: it names the bad value and says
-what to do instead. The JSON body is `{"error": <code>, "detail": <message>}`.
+what to do instead. This module imports nothing, so the pure image and model code can raise
+these errors without pulling in a web framework.
 """
 
 from __future__ import annotations
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from service.metrics import REJECTED
 
 
 class ServiceError(Exception):
@@ -72,36 +67,3 @@ class VersionUnavailable(ServiceError):
 
 class ModelNotReady(ServiceError):
     status, code = 503, "model_not_ready"
-
-
-def error_response(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """The one JSON error shape; counts the rejection by its code."""
-    REJECTED.labels(reason=code).inc()
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Map domain errors and FastAPI's own errors to the JSON error shape."""
-
-    async def on_service_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ServiceError)
-        return error_response(exc.status, exc.code, exc.detail, exc.headers)
-
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
-
-    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        parts = [
-            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
-            for err in exc.errors()
-        ]
-        return error_response(422, "invalid_request", "; ".join(parts))
-
-    app.add_exception_handler(ServiceError, on_service_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)

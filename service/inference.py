@@ -1,20 +1,30 @@
 """From image bytes to predictions: where each stage runs, and the batched forward pass.
 
-Stages: decode (per image, in a worker thread when the upload is big), preprocess (per
-stack of decoded images, `preprocess.to_mnist_many`) and forward (per batch). Single
-requests meet in the micro-batcher (`service.batching`), which preprocesses and runs the
-images of one loop turn together; a batch request is its own stack.
+Stages: decode (`imaging.decode`), preprocess (`imaging.mnist.to_mnist_many`) and forward.
+An MNIST-like upload (a small 28x28 greyscale picture) costs microseconds at every stage:
+it is decoded on the event loop and handed to the micro-batcher (`service.batching`), which
+preprocesses the pictures of one loop turn as a stack and runs them in one forward pass.
+Any other upload (a photo, a canvas, a scan) costs a millisecond or more to find its digit
+in: it is decoded, preprocessed and run in a worker thread, so the event loop keeps
+answering everyone else. A batch request is its own stack, in a worker thread as soon as
+one of its pictures needs the full pipeline.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from service.errors import ServiceError
+from service.errors import BlankImage, ServiceError
+from service.imaging.decode import Picture, decode, decode_many
+from service.imaging.mnist import SIDE, Box, Samples, is_mnist_like, to_mnist_many
 from service.metrics import (
     BATCH_SIZE,
     DECODE_LATENCY,
@@ -23,9 +33,8 @@ from service.metrics import (
     REJECTED,
     record_predictions,
 )
-from service.preprocess import Decoded, blank_image, decode, decode_many, to_mnist_many
 from service.registry import LoadedModel
-from service.schemas import BatchItem, Prediction
+from service.schemas import BatchItem, CropBox, Explanation, Prediction
 
 if TYPE_CHECKING:
     from service.batching import MicroBatcher
@@ -33,19 +42,36 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-async def _run(big: bool, function: Callable[..., T], *args: Any) -> T:
-    """`function(*args)`, in a worker thread for a big upload, inline otherwise: a 12 MP
-    JPEG must not stall every other request on this event loop."""
-    return await run_in_threadpool(function, *args) if big else function(*args)
+@dataclass(frozen=True)
+class Reading:
+    """The model's output (10,) for one upload and, when asked for, what it saw: the
+    sample (784,) float32 and the digit's box in the upload."""
+
+    probabilities: np.ndarray
+    sample: np.ndarray | None = None
+    box: Box | None = None
 
 
-def timed_decode(data: bytes, max_pixels: int) -> Decoded:
+def blank_image() -> BlankImage:
+    """The error for an upload without a digit."""
+    return BlankImage(
+        "no digit found: the image holds no ink that looks like a digit (it is blank, has "
+        "too little contrast, or holds only specks or lines)"
+    )
+
+
+async def _run(offload: bool, function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)`, in a worker thread when `offload`, inline otherwise."""
+    return await run_in_threadpool(function, *args) if offload else function(*args)
+
+
+def timed_decode(data: bytes, max_pixels: int) -> Picture:
     """`decode`, observed as the inference stage 'decode'."""
     with DECODE_LATENCY.time():
         return decode(data, max_pixels)
 
 
-def timed_decode_many(datas: list[bytes], max_pixels: int) -> list[Decoded | ServiceError]:
+def timed_decode_many(datas: list[bytes], max_pixels: int) -> list[Picture | ServiceError]:
     """`decode_many`, observed as one call of the inference stage 'decode'."""
     with DECODE_LATENCY.time():
         return decode_many(datas, max_pixels)
@@ -59,35 +85,51 @@ def forward(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
     return probabilities
 
 
-def probabilities_of(loaded: LoadedModel, images: list[Decoded]) -> tuple[np.ndarray, list[bool]]:
-    """Preprocess decoded images together and run those that hold a digit in one pass:
-    their (M, 10) probabilities in order, and which images are blank."""
+def probabilities_of(loaded: LoadedModel, pictures: list[Picture]) -> tuple[np.ndarray, Samples]:
+    """Preprocess pictures together and run those that hold a digit in one pass: their
+    (M, 10) probabilities in order, and the samples (with which pictures are blank)."""
     with PREPROCESS_LATENCY.time():
-        samples, blank = to_mnist_many(images)
-    if any(blank):
-        samples = samples[[not empty for empty in blank]]
-    if not len(samples):
-        return np.empty((0, 10), np.float32), blank
-    return forward(loaded, samples), blank
+        samples = to_mnist_many(pictures)
+    rows = samples.rows[[not empty for empty in samples.blank]]
+    if not len(rows):
+        return np.empty((0, 10), np.float32), samples
+    return forward(loaded, rows), samples
 
 
-async def probabilities_of_upload(
-    loaded: LoadedModel, data: bytes, max_pixels: int, offload: int, batcher: MicroBatcher
-) -> np.ndarray:
-    """The model's output (10,) for one uploaded image. A small upload is decoded here
-    and joins the batcher's shared pass; a big one is decoded, preprocessed and run on
-    its own in a worker thread."""
-    if len(data) <= offload:
-        return await batcher.probabilities(loaded, timed_decode(data, max_pixels))
-    image = await run_in_threadpool(timed_decode, data, max_pixels)
-    rows, blank = await run_in_threadpool(probabilities_of, loaded, [image])
-    if blank[0]:
+def _read_alone(loaded: LoadedModel, data: bytes, max_pixels: int, explain: bool) -> Reading:
+    """Decode, preprocess and run one upload (in a worker thread)."""
+    probabilities, samples = probabilities_of(loaded, [timed_decode(data, max_pixels)])
+    if samples.blank[0]:
         raise blank_image()
-    return rows[0]
+    if not explain:
+        return Reading(probabilities[0])
+    return Reading(probabilities[0], samples.rows[0], samples.boxes[0])
 
 
-def predictions(loaded: LoadedModel, probabilities: np.ndarray) -> list[Prediction]:
-    """A Prediction per row of (N, 10) probabilities; the predicted digits are counted."""
+async def read_upload(
+    loaded: LoadedModel,
+    data: bytes,
+    max_pixels: int,
+    offload: int,
+    batcher: MicroBatcher,
+    explain: bool = False,
+) -> Reading:
+    """The model's reading of one uploaded image. A small MNIST-like upload is decoded
+    here and joins the batcher's shared pass; any other runs alone in a worker thread."""
+    if len(data) <= offload and not explain:
+        picture = timed_decode(data, max_pixels)
+        if is_mnist_like(picture):
+            return Reading(await batcher.probabilities(loaded, picture))
+    return await run_in_threadpool(_read_alone, loaded, data, max_pixels, explain)
+
+
+def predictions(
+    loaded: LoadedModel,
+    probabilities: np.ndarray,
+    explanations: list[Explanation | None] | None = None,
+) -> list[Prediction]:
+    """A Prediction per row of (N, 10) probabilities, with its explanation if given; the
+    predicted digits are counted."""
     digits = probabilities.argmax(axis=1).tolist()
     # Rounded as doubles in one call: float32 rounded to 6 decimals would print as
     # 0.12345699965953827, and round() per value costs 10 calls per image.
@@ -101,30 +143,58 @@ def predictions(loaded: LoadedModel, probabilities: np.ndarray) -> list[Predicti
             probabilities=row,
             model=loaded.name,
             version=loaded.version,
+            explanation=explanation,
         )
-        for digit, confidence, row in zip(digits, confidences, rounded.tolist(), strict=True)
+        for digit, confidence, row, explanation in zip(
+            digits, confidences, rounded.tolist(), explanations or [None] * len(digits), strict=True
+        )
     ]
 
 
+def explanation(sample: np.ndarray, box: Box) -> Explanation:
+    """What the model saw: the sample (784,) in [0, 1] as a base64 28x28 greyscale PNG,
+    and the digit's box in the upload."""
+    pixels = np.rint(sample.reshape(SIDE, SIDE) * 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    left, top, width, height = box
+    return Explanation(
+        sample_png=base64.b64encode(out.getvalue()).decode("ascii"),
+        box=CropBox(left=left, top=top, width=width, height=height),
+    )
+
+
 async def classify_batch(
-    loaded: LoadedModel, files: list[tuple[str | None, bytes]], max_pixels: int, offload: int
+    loaded: LoadedModel,
+    files: list[tuple[str | None, bytes]],
+    max_pixels: int,
+    offload: int,
+    explain: bool = False,
 ) -> list[BatchItem]:
-    """Decode the files together, preprocess the images as stacks of one size and run them
-    in one forward pass; errors stay with their file. Together, 64 digits cost 9 us each
-    to decode instead of 28 and 4 us to preprocess instead of 27 (bench/). Any big file
-    moves the whole batch to a worker thread."""
+    """Decode the files together, preprocess them as stacks and run them in one forward
+    pass; errors stay with their file. Together, 64 MNIST digits cost 9 us each to decode
+    instead of 28 (bench/). Any big file moves the decoding to a worker thread, and any
+    picture that is not MNIST-like the preprocessing and forward pass."""
     datas = [data for _, data in files]
-    offloaded = any(len(data) > offload for data in datas)
-    decoded = await _run(offloaded, timed_decode_many, datas, max_pixels)
+    decoded = await _run(any(len(d) > offload for d in datas), timed_decode_many, datas, max_pixels)
     errors = {i: d for i, d in enumerate(decoded) if isinstance(d, ServiceError)}
-    images = {i: d for i, d in enumerate(decoded) if not isinstance(d, ServiceError)}
+    pictures = {i: d for i, d in enumerate(decoded) if not isinstance(d, ServiceError)}
     answers: dict[int, Prediction] = {}
-    if images:
-        rows, blank = await _run(offloaded, probabilities_of, loaded, list(images.values()))
-        errors.update((i, blank_image()) for i, empty in zip(images, blank, strict=True) if empty)
-        placed = [i for i, empty in zip(images, blank, strict=True) if not empty]
-        answers = dict(zip(placed, predictions(loaded, rows), strict=True))
+    if pictures:
+        indices = list(pictures)
+        slow = explain or not all(map(is_mnist_like, pictures.values()))
+        rows, samples = await _run(slow, probabilities_of, loaded, list(pictures.values()))
+        placed = [n for n, empty in enumerate(samples.blank) if not empty]
+        errors.update((indices[n], blank_image()) for n, empty in enumerate(samples.blank) if empty)
+        notes = [_explain(samples, n) for n in placed] if explain else None
+        found = predictions(loaded, rows, notes)
+        answers = dict(zip([indices[n] for n in placed], found, strict=True))
     return [_item(name, answers.get(i), errors.get(i)) for i, (name, _) in enumerate(files)]
+
+
+def _explain(samples: Samples, index: int) -> Explanation | None:
+    box = samples.boxes[index]
+    return None if box is None else explanation(samples.rows[index], box)
 
 
 def _item(name: str | None, answer: Prediction | None, error: ServiceError | None) -> BatchItem:

@@ -10,7 +10,8 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge, error_response
+from service.errors import PayloadTooLarge
+from service.routes.errors import error_response
 
 # Probes and scrapes must answer even when the worker is saturated.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

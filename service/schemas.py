@@ -7,6 +7,26 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
+class CropBox(BaseModel):
+    """Where the digit was found, in pixels of the upload as viewers show it (EXIF
+    orientation applied)."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+class Explanation(BaseModel):
+    """What the model saw (asked for with `?explain=true`)."""
+
+    sample_png: str = Field(
+        description="the 28x28 MNIST sample the model received, white ink on black, as a "
+        "base64-encoded greyscale PNG"
+    )
+    box: CropBox = Field(description="the digit's box in the upload")
+
+
 class Prediction(BaseModel):
     """The answer for one image."""
 
@@ -15,6 +35,11 @@ class Prediction(BaseModel):
     probabilities: list[float] = Field(description="probabilities of the digits 0 to 9")
     model: str = Field(description="model name in the store")
     version: int = Field(description="model version that answered")
+    explanation: Explanation | None = Field(
+        None,
+        description="what the model saw; only with ?explain=true",
+        exclude_if=lambda value: value is None,  # absent, not null, when not asked for
+    )
 
     model_config = {
         "json_schema_extra": {

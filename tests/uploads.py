@@ -1,4 +1,6 @@
-"""Realistic uploads made from MNIST digits: how people will really send them."""
+"""Uploads for tests: PNG bytes, a canvas export, and files that lie about their size.
+
+The kinds of real-world upload are made by `bench/wild_uploads.py`."""
 
 from __future__ import annotations
 
@@ -17,29 +19,9 @@ def png(array: np.ndarray, mode: str | None = None) -> bytes:
     return out.getvalue()
 
 
-def plain(digit: np.ndarray, rng: np.random.Generator) -> bytes:
-    """The 28x28 MNIST digit itself."""
-    return png(digit)
-
-
-def inverted(digit: np.ndarray, rng: np.random.Generator) -> bytes:
-    """Dark ink on white, 28x28."""
-    return png(255 - digit)
-
-
 def _upscaled(digit: np.ndarray, factor: float) -> Image.Image:
     side = round(28 * factor)
     return Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
-
-
-def large_canvas(digit: np.ndarray, rng: np.random.Generator) -> bytes:
-    """The digit enlarged 3-6x, somewhere off-centre on a 480x360 black canvas."""
-    big = _upscaled(digit, rng.uniform(3, 6))
-    canvas = Image.new("L", (480, 360))
-    x = int(rng.integers(0, 480 - big.width))
-    y = int(rng.integers(0, 360 - big.height))
-    canvas.paste(big, (x, y))
-    return png(np.asarray(canvas))
 
 
 def rgba_strokes(digit: np.ndarray, rng: np.random.Generator) -> bytes:
@@ -50,29 +32,6 @@ def rgba_strokes(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     rgba[..., :3] = colour
     rgba[..., 3] = alpha
     return png(rgba, mode="RGBA")
-
-
-def paper_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
-    """Dark ink on off-white paper with uneven light and sensor noise, as a JPEG."""
-    ink = np.asarray(_upscaled(digit, 4), dtype=np.float32) / 255  # 112x112
-    rows, cols = np.mgrid[0:112, 0:112] / 112
-    paper = rng.uniform(190, 235) + rng.uniform(-20, 20) * rows + rng.uniform(-20, 20) * cols
-    pen = rng.uniform(20, 70)
-    photo = paper * (1 - ink) + pen * ink + rng.normal(0, 5, ink.shape)
-    rgb = np.repeat(np.clip(photo, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    rgb[..., 2] = np.clip(rgb[..., 2].astype(int) - 12, 0, 255)  # warm light
-    out = io.BytesIO()
-    Image.fromarray(rgb).save(out, format="JPEG", quality=75)
-    return out.getvalue()
-
-
-KINDS = {
-    "plain": plain,
-    "inverted": inverted,
-    "large_canvas": large_canvas,
-    "rgba_strokes": rgba_strokes,
-    "paper_photo": paper_photo,
-}
 
 
 def png_header_only(width: int, height: int) -> bytes:

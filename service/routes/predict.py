@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.asgi import header, read_body, send_json
 from service.errors import InvalidParameter, ServiceError
-from service.inference import classify_batch, predictions, probabilities_of_upload
+from service.inference import classify_batch, explanation, predictions, read_upload
 from service.limits import send_json_error
 from service.registry import LoadedModel, ModelRegistry
 from service.schemas import BatchPrediction, ErrorBody, Prediction
@@ -36,16 +36,35 @@ log = logging.getLogger("service.predict")
 PREDICT, BATCH = "/v1/predict", "/v1/predict/batch"
 
 
-def requested_version(query_string: bytes) -> int | None:
-    """The `version` query parameter: None when absent, else a positive integer."""
+def _query(query_string: bytes, name: str) -> str | None:
+    """The last value of the query parameter `name`, or None when absent."""
     if not query_string:
         return None
-    values = [v for k, v in parse_qsl(query_string.decode("latin-1")) if k == "version"]
-    if not values:
+    values = [v for k, v in parse_qsl(query_string.decode("latin-1")) if k == name]
+    return values[-1] if values else None
+
+
+def requested_version(query_string: bytes) -> int | None:
+    """The `version` query parameter: None when absent, else a positive integer."""
+    value = _query(query_string, "version")
+    if value is None:
         return None
-    if not values[-1].isdecimal() or int(values[-1]) < 1:
-        raise InvalidParameter(f"query.version: must be a positive integer, not {values[-1]!r}")
-    return int(values[-1])
+    if not value.isdecimal() or len(value) > 18 or int(value) < 1:
+        raise InvalidParameter(f"query.version: must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def explain_requested(query_string: bytes) -> bool:
+    """The `explain` query parameter: true/false (also 1/0, yes/no), false when absent."""
+    value = _query(query_string, "explain")
+    if value is None:
+        return False
+    if value.lower() not in _BOOLEANS:
+        raise InvalidParameter(f"query.explain: must be true or false, not {value!r}")
+    return _BOOLEANS[value.lower()]
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 async def _model(registry: ModelRegistry, version: int | None) -> LoadedModel:
@@ -55,27 +74,39 @@ async def _model(registry: ModelRegistry, version: int | None) -> LoadedModel:
 
 
 async def predict(scope: Scope, receive: Receive, send: Send) -> None:
-    """Classify one image of a digit: multipart field `file`, or the raw image as the body."""
+    """Classify one image of a digit: multipart field `file`, or the raw image as the body.
+    With `?explain=true` the answer also shows the 28x28 sample the model saw and where in
+    the upload the digit was found."""
     state = scope["app"].state
     settings: Settings = state.settings
-    loaded = await _model(state.registry, requested_version(scope["query_string"]))
+    query = scope["query_string"]
+    loaded = await _model(state.registry, requested_version(query))
+    explain = explain_requested(query)
     body = await read_body(receive)
     _, data = single_image(header(scope, b"content-type"), body)
-    row = await probabilities_of_upload(
-        loaded, data, settings.max_pixels, settings.offload_bytes, state.batcher
+    reading = await read_upload(
+        loaded, data, settings.max_pixels, settings.offload_bytes, state.batcher, explain
     )
-    prediction = predictions(loaded, row[None])[0]
+    note = None
+    if reading.sample is not None and reading.box is not None:
+        note = explanation(reading.sample, reading.box)
+    prediction = predictions(loaded, reading.probabilities[None], [note])[0]
     await send_json(send, 200, prediction.model_dump_json().encode())
 
 
 async def predict_batch(scope: Scope, receive: Receive, send: Send) -> None:
-    """Classify several images (multipart field `files`, repeated) in one forward pass."""
+    """Classify several images (multipart field `files`, repeated) in one forward pass;
+    `?explain=true` as for one image."""
     state = scope["app"].state
     settings: Settings = state.settings
-    loaded = await _model(state.registry, requested_version(scope["query_string"]))
+    query = scope["query_string"]
+    loaded = await _model(state.registry, requested_version(query))
+    explain = explain_requested(query)
     body = await read_body(receive)
     files = batch_images(header(scope, b"content-type"), body, settings.max_batch)
-    items = await classify_batch(loaded, files, settings.max_pixels, settings.offload_bytes)
+    items = await classify_batch(
+        loaded, files, settings.max_pixels, settings.offload_bytes, explain
+    )
     answer = BatchPrediction(model=loaded.name, version=loaded.version, results=items)
     await send_json(send, 200, answer.model_dump_json().encode())
 
@@ -108,6 +139,10 @@ ROUTES = [
 VersionQuery = Annotated[
     int | None, Query(ge=1, description="serve this version instead of the alias's")
 ]
+ExplainQuery = Annotated[
+    bool,
+    Query(description="also answer the 28x28 sample the model saw and the digit's box"),
+]
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in {
@@ -115,7 +150,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         404: "no such version",
         413: "too many bytes, pixels or images",
         415: "not an image type we accept",
-        422: "missing field, blank image or bad version",
+        422: "missing field, no digit found, or a bad query parameter",
         503: "no model loaded yet, or the server is busy",
     }.items()
 }
@@ -148,7 +183,7 @@ BATCH_BODY = {
 }
 
 
-def _version_only(version: VersionQuery = None) -> None:
+def _parameters(version: VersionQuery = None, explain: ExplainQuery = False) -> None:
     """The parameters the two endpoints take, for the schema."""
 
 
@@ -156,7 +191,7 @@ def _documented(path: str, handler: Any, answer: type, body: dict[str, Any]) -> 
     """How FastAPI's schema shows one of the endpoints above."""
     return APIRoute(
         path,
-        _version_only,
+        _parameters,
         methods=["POST"],
         response_model=answer,
         responses=ERRORS,

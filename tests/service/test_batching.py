@@ -11,7 +11,8 @@ from prometheus_client import REGISTRY
 
 from service.batching import MicroBatcher
 from service.errors import BlankImage
-from service.preprocess import Decoded, to_mnist
+from service.imaging.decode import Picture
+from service.imaging.mnist import to_mnist_many
 from service.registry import LoadedModel
 from service.runtime import DenseLayer, DenseModel
 from tests.keras_files import random_layers
@@ -36,7 +37,7 @@ def passes() -> tuple[float, float]:
     return count, total
 
 
-def images(n: int) -> list[Decoded]:
+def images(n: int) -> list[Picture]:
     """n different digit-like images: a bar and a blob where the seed puts them."""
     rng = np.random.default_rng(n)
     out = []
@@ -45,12 +46,12 @@ def images(n: int) -> list[Decoded]:
         top, left = rng.integers(3, 12, 2)
         grey[top : top + 14, left : left + 3] = 255
         grey[top : top + 4, left : left + rng.integers(4, 12)] = rng.integers(120, 256)
-        out.append((grey, None))
+        out.append(Picture(grey))
     return out
 
 
-def expected(model: LoadedModel, decoded: list[Decoded]) -> np.ndarray:
-    return model.model.predict(np.stack([to_mnist(grey) for grey, _ in decoded]))
+def expected(model: LoadedModel, pictures: list[Picture]) -> np.ndarray:
+    return model.model.predict(np.stack([to_mnist_many([p]).rows[0] for p in pictures]))
 
 
 async def test_concurrent_requests_share_one_pass_and_get_their_own_rows() -> None:
@@ -65,7 +66,7 @@ async def test_concurrent_requests_share_one_pass_and_get_their_own_rows() -> No
 
 async def test_a_blank_image_fails_alone() -> None:
     model, x = loaded(0, 1), images(4)
-    x[2] = (np.full((28, 28), 200, np.uint8), None)
+    x[2] = Picture(np.full((28, 28), 200, np.uint8))
     batcher = MicroBatcher()
     before = passes()
     rows = await asyncio.gather(
@@ -120,7 +121,7 @@ async def test_a_failed_pass_fails_its_requests_instead_of_hanging() -> None:
 
 async def test_an_image_that_breaks_preprocessing_fails_only_its_request() -> None:
     model, x = loaded(0, 1), images(3)
-    odd = (np.zeros((28, 28, 3), np.uint8), None)  # not (H, W): the stacked pass raises
+    odd = Picture(np.zeros((28, 28, 3), np.uint8))  # not (H, W): the stacked pass raises
     batcher = MicroBatcher()
     before = passes()
     calls = [batcher.probabilities(model, i) for i in (x[0], odd, x[1], x[2])]

@@ -278,7 +278,7 @@ def test_openapi_documents_both_request_bodies(client: TestClient) -> None:
     # The two plain ASGI endpoints are described as FastAPI routes would be.
     for path, answer in (("/v1/predict", "Prediction"), ("/v1/predict/batch", "BatchPrediction")):
         operation = spec["paths"][path]["post"]
-        assert [p["name"] for p in operation["parameters"]] == ["version"]
+        assert [p["name"] for p in operation["parameters"]] == ["version", "explain"]
         ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert ok == {"$ref": f"#/components/schemas/{answer}"}
         assert operation["responses"]["413"]["description"] == "too many bytes, pixels or images"

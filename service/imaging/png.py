@@ -50,8 +50,8 @@ def _image_data(data: bytes, max_side: int, max_pixels: int) -> tuple[int, int, 
     width, height, *layout = struct.unpack(">IIBBBBB", chunks[0][1])
     if tuple(layout) != PLAIN_GREY or not (0 < width <= max_side and 0 < height <= max_side):
         return None
-    if width * height > max_pixels or any(kind == b"tRNS" for kind, _ in chunks):
-        return None  # too many pixels, or a transparent grey: the general path says
+    if width * height > max_pixels or any(kind in (b"tRNS", b"eXIf") for kind, _ in chunks):
+        return None  # too many pixels, a transparent grey or an EXIF orientation: the general path
     return width, height, b"".join(body for kind, body in chunks if kind == b"IDAT")
 
 

@@ -1,4 +1,5 @@
-"""Mutated and random uploads: preprocessing answers with our own errors, never another one.
+"""Mutated and random uploads: decoding answers with our own errors, never another one, and
+any pixels at all become a valid sample or 'no digit'.
 
 A request handler turns a ServiceError into a 4xx; any other exception would be a 500.
 """
@@ -11,10 +12,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from service.errors import ServiceError
-from service.preprocess import preprocess
+from service.imaging.decode import Picture, decode
+from service.imaging.mnist import to_mnist_many
 
 LIMIT = 1_000_000
 
@@ -37,11 +40,18 @@ SEEDS = seeds()
 
 def check(data: bytes) -> None:
     try:
-        sample = preprocess(data, LIMIT)
+        picture = decode(data, LIMIT)
     except ServiceError:
         return
-    assert sample.shape == (784,) and sample.dtype == np.float32
-    assert np.isfinite(sample).all() and 0.0 <= sample.min() and sample.max() <= 1.0
+    check_pixels(picture)
+
+
+def check_pixels(picture: Picture) -> None:
+    samples = to_mnist_many([picture])
+    row = samples.rows[0]
+    assert row.shape == (784,) and row.dtype == np.float32
+    assert np.isfinite(row).all() and 0.0 <= row.min() and row.max() <= 1.0
+    assert (samples.boxes[0] is None) == samples.blank[0]
 
 
 @pytest.mark.parametrize("fmt", sorted(SEEDS))
@@ -76,3 +86,19 @@ def test_random_bytes_give_only_our_errors(data: bytes) -> None:
        rest=st.binary(max_size=512))  # fmt: skip
 def test_right_magic_random_rest_gives_only_our_errors(magic: bytes, rest: bytes) -> None:
     check(magic + rest)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    grey=hnp.arrays(np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=90)),
+    with_alpha=st.booleans(),
+    alpha_seed=st.integers(0, 2**32 - 1),
+)
+def test_any_pixels_give_a_sample_or_no_digit(
+    grey: np.ndarray, with_alpha: bool, alpha_seed: int
+) -> None:
+    alpha = None
+    if with_alpha:
+        alpha = np.random.default_rng(alpha_seed).integers(0, 256, grey.shape).astype(np.float32)
+    check_pixels(Picture(grey, alpha))
+    check_pixels(Picture(grey.astype(np.float32) * 0.3 + 100))  # dim, and a photo's dtype

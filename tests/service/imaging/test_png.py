@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.png import plain_grey_png, plain_grey_pngs
+from service.imaging.png import plain_grey_png, plain_grey_pngs
 from tests.uploads import png
 
 LIMITS = {"max_side": 512, "max_pixels": 512 * 512}

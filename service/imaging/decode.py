@@ -1,0 +1,181 @@
+"""Bytes of an uploaded image -> its pixels as a viewer shows them, bounded before decoding.
+
+What viewers do, we do: the EXIF orientation is applied (`ImageOps.exif_transpose`, for
+JPEG, PNG and WebP, which carry it), an alpha channel that carries no information (all 0, as
+32-bit BMPs often have, or any other single value) is ignored, and an animation shows its
+first frame. Big images are reduced to about `WORKING_SIZE` (JPEGs by libjpeg's own scaled
+decoding, others by a box filter): a digit needs far fewer pixels, and every later step is
+then cheap.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from service.errors import ImageTooLarge, ServiceError, UndecodableImage, UnsupportedImage
+from service.imaging.png import plain_grey_png, plain_grey_pngs
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+WORKING_SIZE = 256  # pixels on the longer side that later steps work on, at most about
+
+# Magic bytes of the formats we read, to say "truncated" rather than "unknown".
+_OWN_FORMATS = (
+    (b"\x89PNG", "PNG"),
+    (b"\xff\xd8", "JPEG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"RIFF", "WebP"),
+)
+# Magic bytes of formats people send that we do not read: named, so the 415 says which.
+_OTHER_FORMATS = (
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"%!PS", "PostScript/EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"%PDF", "PDF"),
+    (b"SIMPLE  =", "FITS"),
+    (b"8BPS", "Photoshop"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"<svg", "SVG"),
+    (b"<?xml", "XML/SVG"),
+)
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError)
+
+
+@dataclass(frozen=True, eq=False)
+class Picture:
+    """A decoded upload, upright as viewers show it.
+
+    `grey` is (H, W) in [0, 255], uint8 or float32; `alpha` the (H, W) opacity in [0, 255],
+    or None when the upload is opaque or its alpha carries no information; `scale` the
+    upload's pixels per pixel of `grey` (above 1 when a big upload was reduced).
+    """
+
+    grey: np.ndarray
+    alpha: np.ndarray | None = None
+    scale: float = 1.0
+
+
+def decode(data: bytes, max_pixels: int) -> Picture:
+    """Decode PNG/JPEG/GIF/BMP/WebP bytes, refusing other formats (UnsupportedImage), too
+    many pixels (ImageTooLarge, before any pixel is decoded) and broken files
+    (UndecodableImage)."""
+    plain = plain_grey_png(data, WORKING_SIZE, max_pixels)
+    return Picture(plain) if plain is not None else _decode_with_pillow(data, max_pixels)
+
+
+def decode_many(datas: list[bytes], max_pixels: int) -> list[Picture | ServiceError]:
+    """`decode` of each upload, in order, or the error it met; the plain greyscale PNGs
+    among them are decoded together (`png.plain_grey_pngs`)."""
+    plain = plain_grey_pngs(datas, WORKING_SIZE, max_pixels)
+    decoded: list[Picture | ServiceError] = []
+    for data, pixels in zip(datas, plain, strict=True):
+        try:
+            # Not a plain PNG: straight to Pillow, without looking for one again.
+            decoded.append(
+                Picture(pixels) if pixels is not None else _decode_with_pillow(data, max_pixels)
+            )
+        except ServiceError as exc:
+            decoded.append(exc)
+    return decoded
+
+
+def _decode_with_pillow(data: bytes, max_pixels: int) -> Picture:
+    """`decode` for anything but a plain greyscale PNG; the errors are worded here."""
+    if not data:
+        raise UndecodableImage("the upload is empty: send the bytes of a PNG or JPEG image")
+    image = _open(data, max_pixels)
+    width, height = image.size
+    if image.format == "JPEG":
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale, in greyscale: a 12 MP photo then
+        # costs a fraction of the time and memory (and passes the pixel limit, which counts
+        # the pixels actually decoded), and a digit needs far fewer pixels.
+        image.draft("L", (WORKING_SIZE, WORKING_SIZE))
+    decoded = image.size[0] * image.size[1]
+    if decoded > max_pixels:
+        raise ImageTooLarge(
+            f"the image is {image.size[0]}x{image.size[1]} = {decoded} pixels, over the limit "
+            f"of {max_pixels} pixels: scale it down before sending"
+        )
+    if decoded == 0:
+        raise UndecodableImage(f"the image is {width}x{height} pixels")
+    try:
+        image.load()
+        return _picture(image, width)
+    except _DECODE_ERRORS as exc:
+        raise UndecodableImage(
+            f"the {image.format} image is truncated or corrupt ({type(exc).__name__})"
+        ) from exc
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        except UnidentifiedImageError:
+            pass
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise ImageTooLarge(
+                f"the image is over the limit of {max_pixels} pixels: scale it down before sending"
+            ) from exc
+        except _DECODE_ERRORS as exc:
+            raise UndecodableImage(f"cannot read the image header ({type(exc).__name__})") from exc
+    for magic, name in _OWN_FORMATS:
+        if data.startswith(magic):
+            raise UndecodableImage(
+                f"the upload looks like a {name} image but is truncated or corrupt"
+            )
+    head = data[:64].lstrip()
+    for magic, name in _OTHER_FORMATS:
+        if head.startswith(magic):
+            raise UnsupportedImage(
+                f"{name} images are not supported: send PNG, JPEG, GIF, BMP or WebP"
+            )
+    raise UndecodableImage(
+        "the upload is not a PNG, JPEG, GIF, BMP or WebP image (cannot identify its format)"
+    )
+
+
+def _picture(image: Image.Image, stored_width: int) -> Picture:
+    """The loaded first frame as a Picture: upright, greyscale, reduced to about
+    WORKING_SIZE. `stored_width` is the upload's width before any scaled decoding."""
+    transposed = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # a quarter turn
+    upright = ImageOps.exif_transpose(image)
+    scale = stored_width / (upright.height if transposed else upright.width)
+    factor = math.ceil(max(upright.size) / WORKING_SIZE)
+    if upright.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # 16-bit or float greyscale: stretch to 0..255 (convert("L") would clip instead).
+        values = np.asarray(upright, dtype=np.float32)
+        if factor > 1:
+            size = (max(1, upright.width // factor), max(1, upright.height // factor))
+            values, scale = cv2.resize(values, size, interpolation=cv2.INTER_AREA), scale * factor
+        return Picture(values * (255.0 / max(float(values.max()), 1.0)), None, scale)
+    if upright.mode == "L" and max(upright.size) <= WORKING_SIZE:
+        # Already what we need (an MNIST-like upload): skip convert's copy.
+        return Picture(_pixels(upright), None, scale)
+    has_alpha = upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        upright.mode == "P" and "transparency" in upright.info
+    )
+    upright = upright.convert("RGBA").convert("LA") if has_alpha else upright.convert("L")
+    if factor > 1:
+        upright = upright.reduce(factor)  # a box filter: every upload pixel counts
+        scale *= factor
+    if not has_alpha:
+        return Picture(_pixels(upright), None, scale)
+    grey, alpha = np.asarray(upright, dtype=np.float32).transpose(2, 0, 1)
+    if alpha.min() == alpha.max():  # all 0 (a 32-bit BMP), all 255, or any single value
+        return Picture(grey, None, scale)
+    return Picture(grey, alpha, scale)
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    return np.frombuffer(image.tobytes(), np.uint8).reshape(image.height, image.width)

@@ -1,0 +1,81 @@
+"""Keeping the components that form the digit, dropping specks, lines and marks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.imaging.components import find_digit, otsu_threshold
+
+RNG = np.random.default_rng(11)
+
+
+def paper(shape: tuple[int, int] = (200, 200), noise: float = 0.02) -> np.ndarray:
+    """A contrast map of paper: faint noise, no ink."""
+    return np.clip(RNG.normal(0, noise, shape), 0, 1).astype(np.float32)
+
+
+def draw(contrast: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    contrast[top : top + height, left : left + width] = 0.9
+    return contrast
+
+
+def test_a_lone_one_is_kept_whole() -> None:
+    contrast = draw(paper(), 50, 95, 100, 10)
+    digit = find_digit(contrast)
+    assert digit is not None
+    assert digit.box == (50, 95, 150, 105)
+    assert digit.peak > 0.85
+
+
+def test_the_parts_of_a_broken_five_are_joined() -> None:
+    contrast = paper()
+    draw(contrast, 50, 80, 10, 50)  # the bar, apart from the rest
+    draw(contrast, 65, 80, 40, 10)  # the stem
+    draw(contrast, 100, 80, 10, 50)  # the bowl, simplified
+    draw(contrast, 100, 120, 40, 10)
+    digit = find_digit(contrast)
+    assert digit is not None and digit.box == (50, 80, 140, 130)
+
+
+def test_a_speck_and_a_stray_mark_far_from_the_digit_are_dropped() -> None:
+    contrast = draw(paper(), 60, 90, 90, 12)
+    draw(contrast, 10, 10, 4, 4)  # a speck near the corner
+    draw(contrast, 170, 150, 5, 30)  # a dash
+    digit = find_digit(contrast)
+    assert digit is not None and digit.box == (60, 90, 150, 102)
+    assert not digit.mask[10:14, 10:14].any() and not digit.mask[170:175, 150:180].any()
+
+
+def test_a_ruled_line_across_the_page_is_not_the_digit() -> None:
+    contrast = draw(paper(), 150, 0, 6, 200)  # longer and heavier than the digit
+    draw(contrast, 60, 95, 70, 8)
+    digit = find_digit(contrast)
+    assert digit is not None and digit.box == (60, 95, 130, 103)
+
+
+def test_a_shadow_blob_at_the_frame_is_not_the_digit() -> None:
+    contrast = draw(paper(), 0, 0, 70, 80)  # a thick patch in the corner
+    draw(contrast, 90, 120, 80, 9)
+    digit = find_digit(contrast)
+    assert digit is not None and digit.box == (90, 120, 170, 129)
+
+
+def test_blank_paper_has_no_digit() -> None:
+    assert find_digit(paper()) is None
+    assert find_digit(np.zeros((50, 50), np.float32)) is None
+
+
+def test_faint_marks_are_no_digit() -> None:
+    contrast = paper()
+    contrast[80:120, 95:100] = 0.15  # below what ink on paper reaches
+    assert find_digit(contrast) is None
+
+
+def test_a_tiny_dot_alone_is_no_digit() -> None:
+    assert find_digit(draw(paper(), 100, 100, 3, 3)) is None
+
+
+def test_otsu_threshold_splits_two_levels() -> None:
+    values = np.concatenate([np.full(900, 0.1), np.full(100, 0.8)]).astype(np.float32)
+    assert 0.1 <= otsu_threshold(values) < 0.8
+    assert otsu_threshold(np.full(10, 0.3, np.float32)) == np.float32(0.3)

@@ -1,0 +1,195 @@
+"""Decoding uploads as viewers show them, and refusing what is not an image."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.errors import ImageTooLarge, UndecodableImage, UnsupportedImage
+from service.imaging.decode import WORKING_SIZE, Picture, decode, decode_many
+from tests.uploads import gif_bomb, png, png_header_only
+
+LIMIT = 16_000_000
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def corner_mark() -> np.ndarray:
+    """60x40 (H x W) white with a black block in the top-left corner: where it ends up
+    shows which way a picture was turned."""
+    pixels = np.full((60, 40), 255, np.uint8)
+    pixels[:10, :10] = 0
+    return pixels
+
+
+def dark_corner(picture: Picture) -> tuple[int, int]:
+    """(row, column) of the dark block's centre."""
+    rows, cols = np.nonzero(picture.grey < 128)
+    return round(rows.mean()), round(cols.mean())
+
+
+def bmp_v4(rgba: np.ndarray) -> bytes:
+    """A 32-bit BMP with a BITMAPV4HEADER and an alpha mask, as image editors write it."""
+    height, width = rgba.shape[:2]
+    pixels = rgba[::-1, :, [2, 1, 0, 3]].tobytes()  # BGRA rows, bottom-up
+    info = struct.pack("<IiiHHIIiiII", 108, width, height, 1, 32, 3, len(pixels), 2835, 2835, 0, 0)
+    info += struct.pack("<4I", 0xFF0000, 0xFF00, 0xFF, 0xFF000000) + b"BGRs" + bytes(48)
+    header = struct.pack("<2sIHHI", b"BM", 14 + len(info) + len(pixels), 0, 0, 14 + len(info))
+    return header + info + pixels
+
+
+@pytest.mark.parametrize(
+    ("orientation", "corner"),
+    [(1, (4, 4)), (3, (55, 35)), (6, (4, 55)), (8, (35, 4)), (2, (4, 35)), (5, (4, 4))],
+)
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_exif_orientation_is_applied(fmt: str, orientation: int, corner: tuple[int, int]) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = Image.fromarray(corner_mark()).convert("RGB")
+    options = {"quality": 95} if fmt != "PNG" else {}
+    picture = decode(encode(stored, fmt, exif=exif.tobytes(), **options), LIMIT)
+    turned = orientation in (5, 6, 7, 8)
+    assert picture.grey.shape == ((40, 60) if turned else (60, 40))
+    assert dark_corner(picture) == pytest.approx(corner, abs=1)
+
+
+def test_a_plain_grey_png_with_exif_is_turned_too() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    picture = decode(encode(Image.fromarray(corner_mark()), "PNG", exif=exif.tobytes()), LIMIT)
+    assert picture.grey.shape == (40, 60)
+
+
+def test_bmp_whose_alpha_is_all_zero_is_read_opaque() -> None:
+    grey = corner_mark()
+    rgba = np.dstack([grey, grey, grey, np.zeros_like(grey)])
+    data = bmp_v4(rgba)
+    assert Image.open(io.BytesIO(data)).mode == "RGBA"  # Pillow does read the alpha
+    picture = decode(data, LIMIT)
+    assert picture.alpha is None
+    np.testing.assert_array_equal(picture.grey, grey)
+
+
+@pytest.mark.parametrize("level", [0, 128, 255])
+def test_alpha_of_one_value_carries_no_information(level: int) -> None:
+    grey = corner_mark()
+    rgba = np.dstack([grey, grey, grey, np.full_like(grey, level)])
+    picture = decode(png(rgba, mode="RGBA"), LIMIT)
+    assert picture.alpha is None and picture.grey.min() == 0
+
+
+def test_alpha_that_draws_the_strokes_is_kept() -> None:
+    rgba = np.zeros((50, 50, 4), np.uint8)
+    rgba[10:40, 20:30, 3] = 255  # black strokes on a transparent (black) canvas
+    picture = decode(png(rgba, mode="RGBA"), LIMIT)
+    assert picture.alpha is not None and picture.alpha.max() == 255
+
+
+def test_an_animation_shows_its_first_frame() -> None:
+    first, second = Image.fromarray(corner_mark()), Image.fromarray(corner_mark()[::-1].copy())
+    data = encode(first, "GIF", save_all=True, append_images=[second])
+    assert dark_corner(decode(data, LIMIT)) == pytest.approx((4, 4), abs=1)
+
+
+def test_big_photo_is_reduced_and_says_by_how_much() -> None:
+    photo = Image.new("L", (1200, 900), 230)
+    picture = decode(encode(photo, "PNG"), LIMIT)
+    assert max(picture.grey.shape) <= WORKING_SIZE
+    assert picture.scale == pytest.approx(1200 / picture.grey.shape[1], rel=0.01)
+
+
+def test_big_jpeg_is_decoded_at_reduced_scale_but_big_png_is_refused() -> None:
+    photo = Image.new("L", (4000, 3000), 230)
+    limit = 8_388_608
+    picture = decode(encode(photo, "JPEG", quality=80), limit)
+    assert picture.scale == pytest.approx(4000 / picture.grey.shape[1], rel=0.01)
+    with pytest.raises(ImageTooLarge, match="4000x3000 = 12000000 pixels"):
+        decode(encode(photo, "PNG"), limit)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP"])
+def test_every_accepted_format_decodes(fmt: str) -> None:
+    image = Image.fromarray(corner_mark())
+    picture = decode(encode(image.convert("RGB") if fmt == "JPEG" else image, fmt), LIMIT)
+    assert picture.grey.shape == (60, 40) and dark_corner(picture) == pytest.approx((4, 4), abs=1)
+
+
+def test_sixteen_bit_greyscale_is_stretched_not_clipped() -> None:
+    wide = (corner_mark().astype(np.uint16) * 200).astype(np.uint16)
+    picture = decode(encode(Image.fromarray(wide), "PNG"), LIMIT)
+    assert picture.grey.max() == pytest.approx(255.0)
+
+
+def test_decode_many_keeps_order_and_errors_in_place() -> None:
+    good = png(corner_mark())
+    results = decode_many([good, b"", encode(Image.fromarray(corner_mark()), "BMP")], LIMIT)
+    assert isinstance(results[0], Picture) and isinstance(results[2], Picture)
+    assert isinstance(results[1], UndecodableImage)
+
+
+def test_empty_upload() -> None:
+    with pytest.raises(UndecodableImage, match="the upload is empty"):
+        decode(b"", LIMIT)
+
+
+def test_text_is_not_an_image() -> None:
+    with pytest.raises(UndecodableImage, match="cannot identify its format"):
+        decode(b"hello, I am a text file\n", LIMIT)
+
+
+def test_truncated_png() -> None:
+    data = png(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
+    with pytest.raises(UndecodableImage, match="the PNG image is truncated or corrupt"):
+        decode(data[: len(data) // 2], LIMIT)
+
+
+def test_png_with_a_bad_crc() -> None:
+    data = bytearray(png(corner_mark()))
+    data[40] ^= 0xFF  # inside the IDAT payload
+    with pytest.raises(UndecodableImage):
+        decode(bytes(data), LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"), [("TIFF", "TIFF"), ("EPS", "PostScript/EPS"), ("PDF", "PDF")]
+)
+def test_other_formats_are_415_even_when_valid(fmt: str, name: str) -> None:
+    data = encode(Image.fromarray(corner_mark()).convert("RGB"), fmt)
+    with pytest.raises(UnsupportedImage, match=f"^{name} images are not supported"):
+        decode(data, LIMIT)
+
+
+def test_svg_is_415() -> None:
+    with pytest.raises(UnsupportedImage, match="SVG images are not supported"):
+        decode(b'<svg xmlns="http://www.w3.org/2000/svg"/>', LIMIT)
+
+
+@pytest.mark.parametrize("side", [40000, 10000, 5000])
+def test_huge_header_is_refused_before_decoding(side: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[object] = []
+    original = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: loads.append(self) or original(self))
+    data = png_header_only(side, side)
+    assert len(data) < 200
+    with pytest.raises(ImageTooLarge, match=f"over the limit of {LIMIT} pixels"):
+        decode(data, LIMIT)
+    assert loads == []
+
+
+def test_gif_bomb_is_refused() -> None:
+    with pytest.raises(ImageTooLarge, match=f"over the limit of {LIMIT} pixels"):
+        decode(gif_bomb(), LIMIT)
+
+
+def test_truncated_header_names_the_format() -> None:
+    with pytest.raises(UndecodableImage, match="looks like a PNG image but is truncated"):
+        decode(png(corner_mark())[:30], LIMIT)

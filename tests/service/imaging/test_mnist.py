@@ -1,0 +1,185 @@
+"""Pictures into MNIST samples: fitted, stroke-normalised and centred as MNIST was made."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.imaging.decode import Picture, decode_many
+from service.imaging.mnist import (
+    BOX,
+    MID,
+    THICK,
+    THIN,
+    centre_by_mass,
+    fit,
+    normalise_strokes,
+    plain_digits,
+    stroke_width,
+    to_mnist_many,
+)
+from service.runtime import load_keras
+from tests.conftest import SeedRun
+
+
+def a_digit() -> np.ndarray:
+    """A 28x28 '7'-ish MNIST-style digit: white on black, its ink in a 20 px box."""
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 13:16] = 255
+    digit[4:7, 8:16] = 255
+    return digit
+
+
+def sample(picture: Picture) -> np.ndarray:
+    samples = to_mnist_many([picture])
+    assert not samples.blank[0]
+    return samples.rows[0].reshape(28, 28)
+
+
+def ink_rows(field: np.ndarray, level: float = 0.3) -> int:
+    return int(np.count_nonzero(field.max(axis=1) > level))
+
+
+def centre(field: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.indices(field.shape)
+    return (rows * field).sum() / field.sum(), (cols * field).sum() / field.sum()
+
+
+def test_an_mnist_digit_is_only_recentred() -> None:
+    digit = a_digit()
+    fields, boxes = plain_digits(digit[None])
+    expected = centre_by_mass(digit[None] / np.float32(255))[0]
+    np.testing.assert_array_equal(fields[0], expected)
+    assert boxes == [(8, 4, 8, 20)]
+
+
+def test_dark_on_white_mnist_digit_is_the_same_digit() -> None:
+    light, dark = a_digit(), 255 - a_digit()
+    np.testing.assert_array_equal(sample(Picture(light)), sample(Picture(dark)))
+
+
+def test_a_28x28_drawing_that_fills_the_frame_is_refitted_into_20_pixels() -> None:
+    drawing = np.full((28, 28), 255, np.uint8)
+    drawing[0:28, 12:16] = 0  # a '1' from the top edge to the bottom edge
+    drawing[0:3, 8:16] = 0
+    field = sample(Picture(drawing))
+    assert ink_rows(field) in (BOX - 1, BOX, BOX + 1)
+    assert centre(field) == pytest.approx((14, 14), abs=0.6)
+
+
+def test_a_tiny_digit_in_a_28x28_photo_is_enlarged() -> None:
+    rng = np.random.default_rng(2)
+    photo = 200 + rng.normal(0, 4, (28, 28))
+    photo[9:21, 13:15] = 40  # a 12 px '1'
+    field = sample(Picture(photo.astype(np.float32)))
+    assert ink_rows(field, 0.05) >= BOX - 1  # from 12 px tall
+
+
+def test_a_digit_anywhere_in_a_big_frame_lands_centred() -> None:
+    frame = np.zeros((300, 500), np.uint8)
+    frame[20:180, 400:440] = 255  # a bar near the top-right corner
+    field = sample(Picture(frame))
+    assert centre(field) == pytest.approx((14, 14), abs=0.51)  # shifted by whole pixels
+    assert ink_rows(field, 0.5) == BOX
+
+
+def test_a_thin_pen_line_gets_an_mnist_stroke() -> None:
+    canvas = np.full((1000, 1000), 255, np.uint8)
+    canvas[200:800, 498:501] = 0  # a '1' drawn with a 3 px pen
+    canvas[200:203, 430:501] = 0
+    (picture,) = decode_many([_png(canvas)], 8_388_608)
+    assert isinstance(picture, Picture)
+    field = sample(picture)
+    # MNIST's '1' strokes: 2-3 px wide at full intensity.
+    assert field.max() > 0.9
+    assert 2 <= np.count_nonzero(field[14] > 0.3) <= 5
+
+
+def test_normalise_strokes_brings_widths_into_mnist_range() -> None:
+    thin = np.zeros((MID, MID), np.float32)
+    thin[:, 40:42] = 0.4  # 2 px wide and faint
+    thick = np.zeros((MID, MID), np.float32)
+    thick[:, 20:60] = 1.0  # 40 px wide
+    widened, narrowed = normalise_strokes(thin), normalise_strokes(thick)
+    assert THIN <= stroke_width(widened > 0.5) <= THICK
+    assert widened.max() == pytest.approx(1.0)
+    assert stroke_width(narrowed > 0.5) < stroke_width(thick > 0.5)
+    usual = np.zeros((MID, MID), np.float32)
+    usual[:, 30:38] = 1.0  # 8 px: an MNIST stroke already
+    np.testing.assert_array_equal(normalise_strokes(usual), usual)
+
+
+def test_a_blank_picture_has_no_sample_and_no_box() -> None:
+    samples = to_mnist_many([Picture(np.full((40, 40), 255, np.uint8))])
+    assert samples.blank == [True] and samples.boxes == [None]
+    assert not samples.rows.any()
+
+
+def test_the_box_is_in_the_uploads_pixels() -> None:
+    frame = np.zeros((100, 100), np.uint8)
+    frame[20:60, 30:40] = 255
+    boxes = to_mnist_many([Picture(frame, None, 4.0)]).boxes
+    assert boxes == [(120, 80, 40, 160)]  # left, top, width, height, times 4
+
+
+def test_many_pictures_of_mixed_kinds_keep_their_order() -> None:
+    digit = a_digit()
+    canvas = np.zeros((60, 40), np.float32), np.zeros((60, 40), np.float32)
+    canvas[1][10:50, 18:24] = 255.0  # dark strokes on transparency
+    pictures = [
+        Picture(digit),
+        Picture(np.kron(digit, np.ones((3, 2), np.uint8))),
+        Picture(*canvas),
+        Picture(np.zeros((28, 28), np.uint8)),
+        Picture(255 - digit.T.copy()),
+    ]
+    together = to_mnist_many(pictures)
+    assert together.blank == [False, False, False, True, False]
+    for index, picture in enumerate(pictures):
+        alone = to_mnist_many([picture])
+        np.testing.assert_allclose(together.rows[index], alone.rows[0], atol=1e-6)
+        assert together.boxes[index] == alone.boxes[0]
+
+
+def test_fit_keeps_the_aspect_ratio() -> None:
+    assert fit(np.ones((100, 50), np.float32), BOX).shape == (20, 10)
+    assert fit(np.ones((3, 9), np.float32), BOX).shape == (7, 20)
+
+
+def test_centre_by_mass_puts_the_mass_on_14() -> None:
+    patch = np.zeros((10, 6), np.float32)
+    patch[2:9, 1:3] = 1
+    field = centre_by_mass(patch[None])[0]
+    assert centre(field) == pytest.approx((14, 14), abs=0.5)
+    assert field.sum() == pytest.approx(patch.sum())
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.integration
+def test_mnist_test_digits_as_pngs_keep_the_models_accuracy(
+    seed_store: SeedRun, mnist_dir: Path
+) -> None:
+    """The 10,000 MNIST test digits sent as 28x28 PNGs, through the service's decoding and
+    preprocessing: the accuracy equals the model's own on the raw digits within 0.1 point."""
+    from training.data import load_idx_dir
+
+    data = load_idx_dir(mnist_dir)
+    model = load_keras(seed_store.root / "mnist" / "1" / "model.keras")
+    own = model.predict(data.x_test.reshape(-1, 784) / np.float32(255)).argmax(1)
+    rows = []
+    for start in range(0, len(data.x_test), 64):
+        pictures = decode_many([_png(d) for d in data.x_test[start : start + 64]], 8_388_608)
+        rows.append(to_mnist_many([p for p in pictures if isinstance(p, Picture)]).rows)
+    through = model.predict(np.concatenate(rows)).argmax(1)
+    assert len(through) == len(own)
+    own_accuracy, accuracy = (own == data.y_test).mean(), (through == data.y_test).mean()
+    assert abs(accuracy - own_accuracy) <= 0.001, (accuracy, own_accuracy)
