@@ -27,6 +27,7 @@ from skimage.morphology import skeletonize
 Kind = Callable[[np.ndarray, np.random.Generator], bytes]
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+TRACE_SIDE = 160  # pixels: the size a pen-drawn digit's centre line is traced at
 # Inverse of each EXIF orientation's display transform (Pillow's ImageOps.exif_transpose):
 # the image a camera stores so that a viewer shows it upright.
 _STORED = {
@@ -93,14 +94,26 @@ def centre_line(digit: np.ndarray, side: int) -> np.ndarray:
 
 def pen_drawing(digit: np.ndarray, side: int, pen: float) -> np.ndarray:
     """Coverage in [0, 1] of the digit drawn along its centre line with a round pen `pen`
-    pixels wide, the digit's longer side `side` pixels, anti-aliased (drawn at 4x)."""
-    line = centre_line(digit, side * 4)
-    radius = max(pen * 2.0, 1.0)
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(radius) + 1,) * 2)
-    stroke = cv2.dilate(line.astype(np.uint8), disc).astype(np.float32)
-    stroke = np.pad(stroke, round(radius) + 4)
-    h, w = stroke.shape
-    return cv2.resize(stroke, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    pixels wide, the digit's longer side `side` pixels, anti-aliased. The centre line is
+    traced at TRACE_SIDE at most and drawn as segments between neighbouring points."""
+    traced = min(side, TRACE_SIDE)
+    line = centre_line(digit, traced)
+    scale, margin = side / traced, int(pen) + 3
+    height, width = (round(n * scale) + 2 * margin for n in line.shape)
+    canvas = np.zeros((height, width), np.uint8)
+    thickness, fixed = max(1, round(pen)), 16  # points in 1/16 pixel (cv2's `shift` of 4)
+
+    def point(row: int, col: int) -> tuple[int, int]:
+        return round((col * scale + margin) * fixed), round((row * scale + margin) * fixed)
+
+    rows, cols = np.nonzero(line)
+    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+        cv2.circle(canvas, point(row, col), fixed * thickness // 2, 255, -1, cv2.LINE_AA, 4)
+        for down, right in ((0, 1), (1, 0), (1, 1), (1, -1)):
+            r, c = row + down, col + right
+            if r < line.shape[0] and 0 <= c < line.shape[1] and line[r, c]:
+                cv2.line(canvas, point(row, col), point(r, c), 255, thickness, cv2.LINE_AA, 4)
+    return canvas.astype(np.float32) / 255
 
 
 def place(canvas: np.ndarray, ink: np.ndarray, top: int, left: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.message import Message
 
 from python_multipart.multipart import parse_options_header
 
@@ -76,7 +77,19 @@ def _disposition(value: bytes) -> tuple[bytes, bytes | None]:
     _, options = parse_options_header(value)
     if b"name" not in options:
         raise BadRequestBody("a form part has no name in its Content-Disposition header")
-    return options[b"name"], options.get(b"filename")
+    return options[b"name"], options.get(b"filename") or _extended_filename(value)
+
+
+def _extended_filename(value: bytes) -> bytes | None:
+    """The `filename*` of RFC 2231/5987 (`utf-8''%E6%95%B0.png`), which requests and urllib3
+    1.x send for non-ASCII names and parse_options_header ignores: the standard library's
+    e-mail header parser decodes it."""
+    if b"filename*" not in value.lower():
+        return None
+    header = Message()
+    header["content-disposition"] = value.decode("latin-1")
+    name = header.get_filename()
+    return None if name is None else name.encode("utf-8")
 
 
 def parse_form(body: bytes, content_type: str, max_parts: int) -> list[Part]:

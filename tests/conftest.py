@@ -65,6 +65,21 @@ def seed_store(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> See
     return SeedRun(root, proc)
 
 
+@pytest.fixture(scope="session")
+def best_store(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SeedRun:
+    """The best recipe trained once per session on real MNIST by the real CLI (a few
+    minutes), promoted to production. Tests must not add versions to it."""
+    root = tmp_path_factory.mktemp("best-store")
+    proc = subprocess.run(
+        [sys.executable, "-m", "training.cli", "--quiet", "--recipe", "best",
+         "--data-dir", str(mnist_dir), "--store", str(root), "--min-accuracy", "0.99",
+         "--no-savedmodel", "--promote", "production"],
+        capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return SeedRun(root, proc)
+
+
 @pytest.fixture
 def tiny_store(tmp_path: Path) -> Store:
     """A store with one hand-made (untrained) 784-32-10 model as version 1."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Callable, Iterator
 
@@ -306,3 +307,62 @@ def test_a_version_that_is_not_a_positive_integer_is_422(client: TestClient, que
 def test_other_query_parameters_are_ignored(client: TestClient) -> None:
     response = client.post("/v1/predict?debug=1", files={"file": ("a.png", digit_png())})
     assert response.status_code == 200 and response.json()["version"] == 1
+
+
+def a_photo() -> tuple[bytes, tuple[int, int, int, int]]:
+    """A 400x300 JPEG of a dark '1' on grey-white paper, and the '1''s box (left, top,
+    width, height)."""
+    rng = np.random.default_rng(4)
+    paper = 215 + rng.normal(0, 3, (300, 400))
+    paper[60:220, 250:266] = 35
+    out = io.BytesIO()
+    Image.fromarray(paper.clip(0, 255).astype(np.uint8)).save(out, format="JPEG", quality=90)
+    return out.getvalue(), (250, 60, 16, 160)
+
+
+def test_explain_shows_the_sample_the_model_saw_and_where(client: TestClient) -> None:
+    photo, (left, top, width, height) = a_photo()
+    plain = client.post("/v1/predict", files={"file": ("p.jpg", photo)}).json()
+    assert "explanation" not in plain
+    response = client.post("/v1/predict?explain=true", files={"file": ("p.jpg", photo)})
+    assert response.status_code == 200
+    body = response.json()
+    assert {k: v for k, v in body.items() if k != "explanation"} == plain
+    box = body["explanation"]["box"]
+    assert box == pytest.approx({"left": left, "top": top, "width": width, "height": height}, abs=3)
+    sample = Image.open(io.BytesIO(base64.b64decode(body["explanation"]["sample_png"])))
+    assert sample.size == (28, 28) and sample.mode == "L"
+    pixels = np.asarray(sample)
+    assert np.count_nonzero(pixels.max(axis=1) > 128) == 20  # the '1', fitted into 20 px
+    assert pixels[:, :5].max() == 0 and pixels[:, -5:].max() == 0  # white ink on black
+
+
+def test_explain_in_a_batch_explains_each_file(client: TestClient) -> None:
+    photo, _ = a_photo()
+    files = [("files", ("a.png", digit_png())), ("files", ("p.jpg", photo))]
+    response = client.post("/v1/predict/batch?explain=1", files=files)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["prediction"]["explanation"]["box"]["height"] for r in results] == [16, 160]
+    plain = client.post("/v1/predict/batch", files=files).json()["results"]
+    assert all("explanation" not in r["prediction"] for r in plain)
+
+
+def test_explain_must_be_true_or_false(client: TestClient) -> None:
+    response = client.post("/v1/predict?explain=maybe", files={"file": ("a.png", digit_png())})
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "invalid_request",
+        "detail": "query.explain: must be true or false, not 'maybe'",
+    }
+
+
+def test_a_dim_sheet_without_a_digit_is_422_not_a_guess(client: TestClient) -> None:
+    rng = np.random.default_rng(9)
+    sheet = 110 + rng.normal(0, 4, (240, 320))  # mid-grey paper, nothing written
+    out = io.BytesIO()
+    Image.fromarray(sheet.clip(0, 255).astype(np.uint8)).save(out, format="JPEG")
+    response = client.post("/v1/predict", files={"file": ("dim.jpg", out.getvalue())})
+    assert response.status_code == 422
+    assert response.json()["error"] == "blank_image"
+    assert response.json()["detail"].startswith("no digit found")
