@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from training.augment import distort, elastic_bank
 from training.data import IMAGE_SIDE, NUM_CLASSES
+from training.degrade import degrade
 from training.loop import train_epochs
 from training.recipes import Augmentation, Recipe
 
@@ -103,6 +104,10 @@ def augmented_epochs(
         for i in range(0, len(chosen), chunk):
             rows = chosen[i : i + chunk]
             out[rows] = distort(source[rows].astype(np.float32) / 255, aug, rng, bank)
+        degraded = np.flatnonzero(rng.random(len(source)) < aug.degraded)
+        for i in range(0, len(degraded), chunk):
+            rows = degraded[i : i + chunk]
+            out[rows] = degrade(out[rows].reshape(-1, 28, 28), aug, rng).reshape(len(rows), -1)
         return out, onehot[order]
 
     with ThreadPoolExecutor(max_workers=1) as pool:
