@@ -10,8 +10,10 @@ PORT ?= 8000
 # Programs some integration tests start for real. Installed when missing and we are root
 # (CI); elsewhere those tests skip with a note saying what to install.
 # The browser test uses Debian's Chromium unless CHROMIUM names another Chromium-based browser.
+# The DejaVu fonts render the typed digits of bench/wild.py (and the page's screenshots).
 SYSTEM_PROGRAMS := prometheus promtool prometheus-pushgateway wrk $(if $(CHROMIUM),,chromium)
-SYSTEM_PACKAGES := prometheus prometheus-pushgateway wrk $(if $(CHROMIUM),,chromium fonts-dejavu-core)
+SYSTEM_PACKAGES := prometheus prometheus-pushgateway wrk fonts-dejavu-core $(if $(CHROMIUM),,chromium)
+FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 install: $(VENV)/.installed
 
@@ -24,6 +26,7 @@ $(VENV)/.installed: pyproject.toml deploy/lint/package-lock.json
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PROGRAMS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	test -f $(FONT) || missing="$$missing fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \

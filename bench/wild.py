@@ -1,9 +1,10 @@
 """Accuracy on real-world kinds of upload, per kind, for a model in a store.
 
 Makes `--count` uploads of every kind of `bench/wild_uploads.py` from MNIST test digits
-(UCI digits for `uci`, DejaVu fonts for `typed`, none for `blank_dim`, whose right answer is
-422 "no digit") and sends them through the service's own batch path (`classify_batch`:
-decoding, preprocessing and the forward pass, as `POST /v1/predict/batch` runs them).
+(UCI digits for `uci`, DejaVu fonts for `typed`, strokes drawn as people draw each digit
+for `pen_drawn`, none for `blank_dim`, whose right answer is 422 "no digit") and sends them
+through the service's own batch path (`classify_batch`: decoding, preprocessing and the
+forward pass, as `POST /v1/predict/batch` runs them).
 
     MNIST_DIR=../shared/data/mnist .venv/bin/python bench/wild.py --store models
     .venv/bin/python bench/wild.py --store models --version 2 --count 100 --kinds desk,shadow
@@ -32,7 +33,7 @@ from service.registry import LoadedModel, load_version  # noqa: E402
 from service.store import ModelStore  # noqa: E402
 from training.data import load_idx_dir  # noqa: E402
 
-KINDS = [*wild_uploads.MNIST_KINDS, "typed", "uci", "blank_dim"]
+KINDS = [*wild_uploads.MNIST_KINDS, "pen_drawn", "typed", "uci", "blank_dim"]
 NO_DIGIT = -1  # the expected answer of an upload without a digit
 MAX_PIXELS = 8_388_608  # the service's default limit
 CHUNK = 64  # uploads per batch call, the service's default batch limit
@@ -57,10 +58,11 @@ def uploads(kind: str, count: int, seed: int, mnist_dir: Path | None) -> Iterato
                 kind, wild_uploads.uci_digit(uci.images[index], rng), int(uci.target[index])
             )
         return
-    if kind == "typed":
-        for _ in range(count):
-            label = int(rng.integers(10))
-            yield Upload(kind, wild_uploads.typed(np.zeros((28, 28), np.uint8), rng, label), label)
+    if kind in ("typed", "pen_drawn"):
+        make_labelled = wild_uploads.typed if kind == "typed" else wild_uploads.drawn_digit
+        for index in range(count):
+            label = index % 10
+            yield Upload(kind, make_labelled(np.zeros((28, 28), np.uint8), rng, label), label)
         return
     if kind == "blank_dim":
         for _ in range(count):

@@ -415,10 +415,98 @@ def bmp_alpha_zero(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     return header + info + pixels
 
 
+def _arc(cx: float, cy: float, rx: float, ry: float, start: float, stop: float) -> np.ndarray:
+    """Points of an elliptical arc, angles in degrees (0 = right, 90 = down)."""
+    t = np.radians(np.linspace(start, stop, 40))
+    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
+
+
+def _line(*points: tuple[float, float]) -> np.ndarray:
+    return np.array(points, np.float64)
+
+
+def pen_strokes(label: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The strokes a person draws `label` with, as polylines in a unit box (x right, y
+    down), in one of the usual ways of writing it (a 1 with or without its flag, a 4 open
+    or closed, a 7 with or without its bar...)."""
+    j = lambda: rng.uniform(-0.04, 0.04)  # noqa: E731 - a hand's wobble
+    if label == 0:
+        return [_arc(0.5, 0.5, 0.32 + j(), 0.48, -90, 275)]
+    if label == 1:
+        stem = _line((0.55 + j(), 0.02), (0.5 + j(), 0.98))
+        return [stem, _line((0.3, 0.22), (0.55, 0.02))] if rng.random() < 0.5 else [stem]
+    if label == 2:
+        return [
+            np.vstack(
+                [
+                    _arc(0.5, 0.3, 0.32, 0.28, 190, 370),
+                    _line((0.8, 0.35), (0.15, 0.98), (0.9 + j(), 0.98)),
+                ]
+            )
+        ]
+    if label == 3:
+        return [
+            np.vstack(
+                [_arc(0.48, 0.26, 0.3, 0.24, 200, 450), _arc(0.48, 0.73, 0.34, 0.25, 270, 520)]
+            )
+        ]
+    if label == 4:
+        if rng.random() < 0.5:  # closed: a diagonal into the bar
+            return [
+                _line((0.65, 0.02), (0.08, 0.68), (0.92, 0.68)),
+                _line((0.68, 0.3), (0.68 + j(), 0.98)),
+            ]
+        return [
+            _line((0.22, 0.02), (0.15, 0.6), (0.88, 0.6)),
+            _line((0.7, 0.05), (0.7 + j(), 0.98)),
+        ]
+    if label == 5:
+        return [
+            np.vstack(
+                [
+                    _line((0.85 + j(), 0.02), (0.28, 0.02), (0.22, 0.45)),
+                    _arc(0.48, 0.68, 0.36, 0.3, 230, 500),
+                ]
+            )
+        ]
+    if label == 6:
+        return [
+            np.vstack(
+                [_arc(0.75, 0.55, 0.55, 0.53, 260, 180), _arc(0.5, 0.72, 0.3, 0.26, 180, 540)]
+            )
+        ]
+    if label == 7:
+        strokes = [_line((0.1, 0.03), (0.9, 0.03), (0.38 + j(), 0.98))]
+        return strokes + [_line((0.4, 0.5), (0.8, 0.5))] if rng.random() < 0.3 else strokes
+    if label == 8:
+        return [_arc(0.5, 0.26, 0.26, 0.24, 0, 360), _arc(0.5, 0.74, 0.32, 0.25, 0, 360)]
+    return [_arc(0.48, 0.3, 0.3, 0.28, 0, 360), _line((0.78, 0.3), (0.7 + j(), 0.98))]
+
+
+def drawn_digit(digit: np.ndarray, rng: np.random.Generator, label: int) -> bytes:
+    """`label` drawn by hand with a 2-4 px pen on a 1000x1000 white canvas, 300-900 px
+    tall, slanted a little: the strokes a person draws, not an MNIST digit's centre line."""
+    height = rng.uniform(300, 900)
+    width = height * rng.uniform(0.5, 0.75)
+    slant = rng.uniform(-0.05, 0.25)  # most hands lean right
+    top = rng.uniform(0, 1000 - height)
+    left = rng.uniform(max(0.0, -slant) * height, 1000 - width - max(slant, 0.0) * height)
+    canvas = np.full((1000, 1000), 255, np.uint8)
+    pen = max(1, round(rng.uniform(2.0, 4.0)))
+    for stroke in pen_strokes(label, rng):
+        x = left + width * stroke[:, 0] + slant * height * (1 - stroke[:, 1])
+        y = top + height * stroke[:, 1]
+        points = np.round(np.stack([x, y], axis=1) * 16).astype(np.int32)
+        cv2.polylines(canvas, [points], False, 0, pen, cv2.LINE_AA, 4)
+    return encode(canvas)
+
+
 def typed(digit: np.ndarray, rng: np.random.Generator, label: int) -> bytes:
     """The digit `label` typed in a DejaVu font (bold among them), black on white or
     photographed; `digit` only seeds nothing (typed digits have no handwriting)."""
     fonts = sorted(FONT_DIR.glob("DejaVu*.ttf"))
+    if not fonts:
+        raise SystemExit(f"error: no DejaVu fonts in {FONT_DIR}: apt-get install fonts-dejavu-core")
     font = ImageFont.truetype(str(fonts[int(rng.integers(len(fonts)))]), int(rng.integers(40, 160)))
     text = Image.new("L", (400, 400), 0)
     ImageDraw.Draw(text).text((100, 60), str(label), fill=255, font=font)

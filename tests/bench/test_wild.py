@@ -36,6 +36,7 @@ SEED_FLOORS = {
     "clean_photo": 0.85,
     "canvas_280": 0.85,
     "bmp_alpha_zero": 0.9,
+    "pen_drawn": 0.85,
     "typed": 0.8,
     "uci": 0.8,
     "blank_dim": 0.95,
