@@ -23,7 +23,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import BlankImage, ServiceError
-from service.imaging.decode import Picture, decode, decode_many
+from service.imaging.decode import Picture, declared_pixels, decode, decode_many
 from service.imaging.mnist import SIDE, Box, Samples, is_mnist_like, to_mnist_many
 from service.metrics import (
     BATCH_SIZE,
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from service.batching import MicroBatcher
 
 T = TypeVar("T")
+INLINE_PIXELS = 128 * 128  # decoded on the event loop at most (well under a millisecond)
 
 
 @dataclass(frozen=True)
@@ -96,14 +97,28 @@ def probabilities_of(loaded: LoadedModel, pictures: list[Picture]) -> tuple[np.n
     return forward(loaded, rows), samples
 
 
-def _read_alone(loaded: LoadedModel, data: bytes, max_pixels: int, explain: bool) -> Reading:
-    """Decode, preprocess and run one upload (in a worker thread)."""
-    probabilities, samples = probabilities_of(loaded, [timed_decode(data, max_pixels)])
+def _read_picture(loaded: LoadedModel, picture: Picture, explain: bool) -> Reading:
+    """Preprocess and run one decoded upload (in a worker thread)."""
+    probabilities, samples = probabilities_of(loaded, [picture])
     if samples.blank[0]:
         raise blank_image()
     if not explain:
         return Reading(probabilities[0])
     return Reading(probabilities[0], samples.rows[0], samples.boxes[0])
+
+
+def _read_alone(loaded: LoadedModel, data: bytes, max_pixels: int, explain: bool) -> Reading:
+    """Decode, preprocess and run one upload (in a worker thread)."""
+    return _read_picture(loaded, timed_decode(data, max_pixels), explain)
+
+
+def is_small(data: bytes, offload: int) -> bool:
+    """Whether an upload may be decoded on the event loop: at most `offload` bytes and,
+    by its header, at most INLINE_PIXELS pixels (a small file can declare millions)."""
+    if len(data) > offload:
+        return False
+    pixels = declared_pixels(data)
+    return pixels is not None and pixels <= INLINE_PIXELS
 
 
 async def read_upload(
@@ -115,11 +130,13 @@ async def read_upload(
     explain: bool = False,
 ) -> Reading:
     """The model's reading of one uploaded image. A small MNIST-like upload is decoded
-    here and joins the batcher's shared pass; any other runs alone in a worker thread."""
-    if len(data) <= offload and not explain:
+    here and joins the batcher's shared pass; any other is decoded (if not yet) and
+    preprocessed alone in a worker thread."""
+    if not explain and is_small(data, offload):
         picture = timed_decode(data, max_pixels)
         if is_mnist_like(picture):
             return Reading(await batcher.probabilities(loaded, picture))
+        return await run_in_threadpool(_read_picture, loaded, picture, explain)
     return await run_in_threadpool(_read_alone, loaded, data, max_pixels, explain)
 
 
@@ -173,10 +190,12 @@ async def classify_batch(
 ) -> list[BatchItem]:
     """Decode the files together, preprocess them as stacks and run them in one forward
     pass; errors stay with their file. Together, 64 MNIST digits cost 9 us each to decode
-    instead of 28 (bench/). Any big file moves the decoding to a worker thread, and any
-    picture that is not MNIST-like the preprocessing and forward pass."""
+    instead of 28 (bench/). Any file that is not small (`is_small`) moves the decoding to a
+    worker thread, and any picture that is not MNIST-like the preprocessing and forward
+    pass."""
     datas = [data for _, data in files]
-    decoded = await _run(any(len(d) > offload for d in datas), timed_decode_many, datas, max_pixels)
+    offloaded = not all(is_small(data, offload) for data in datas)
+    decoded = await _run(offloaded, timed_decode_many, datas, max_pixels)
     errors = {i: d for i, d in enumerate(decoded) if isinstance(d, ServiceError)}
     pictures = {i: d for i, d in enumerate(decoded) if not isinstance(d, ServiceError)}
     answers: dict[int, Prediction] = {}

@@ -18,6 +18,11 @@ from python_multipart.multipart import parse_options_header
 
 from service.errors import BadRequestBody
 
+# python-multipart's own limits (0.0.34: DEFAULT_MAX_HEADER_COUNT, DEFAULT_MAX_HEADER_SIZE):
+# header parameters are parsed in quadratic time, so their length must be bounded.
+MAX_HEADER_COUNT = 8
+MAX_HEADER_SIZE = 4096 + 128
+
 
 @dataclass(frozen=True)
 class Part:
@@ -36,8 +41,13 @@ def _text(value: bytes) -> str:
 
 
 def _headers(block: bytes) -> dict[bytes, bytes]:
+    lines = block.split(b"\r\n")
+    if len(lines) > MAX_HEADER_COUNT:
+        raise BadRequestBody(f"a form part has over {MAX_HEADER_COUNT} header lines")
     headers = {}
-    for line in block.split(b"\r\n"):
+    for line in lines:
+        if len(line) > MAX_HEADER_SIZE:
+            raise BadRequestBody(f"a form part has a header line over {MAX_HEADER_SIZE} bytes")
         name, colon, value = line.partition(b":")
         if not colon:
             raise BadRequestBody(f"a form part has a malformed header line {_text(line[:60])!r}")

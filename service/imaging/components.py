@@ -2,13 +2,15 @@
 
 The contrast is thresholded at Otsu's level (Otsu, 1979), never below 5 times the noise of
 the paper (its median absolute deviation, scaled to a standard deviation) nor below 0.12.
-Of the 8-connected components, the digit's main part is the one with the most ink (the sum
-of its contrast), after discounting those that are not writing: ruled lines and page edges
-(long and thin, spanning half the picture), frames (sparse boxes around half the picture),
-blobs (a shadow's or a desk's patch: thicker than 30% of their length, where a stroke is
-about a tenth of the digit) and, less strongly, whatever touches the frame. The parts of a
+Of the 8-connected components, specks (a few pixels) and blobs (a shadow's or a desk's
+patch: thicker than 30% of their length, where a stroke is about a tenth of the digit) are
+never the digit. The digit's main part is the one with the most ink (the sum of its
+contrast), ruled lines and page edges (long and thin, spanning half the picture), frames
+(sparse boxes around half the picture: a thin-pen 0 is one too, when alone) and whatever
+touches the frame counting less. The parts of a
 broken digit (the bar of a 5, a 7's stroke) join it when they lie within 30% of the
 digit's size of it and hold at least 2% of its ink; specks and marks farther away do not.
+A "digit" with far more stroke than a digit has is noise or a texture: no digit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ JOIN_GAP = 0.3  # a part joins the digit within this share of the digit's size
 JOIN_INK = 0.02  # ... if it holds at least this share of the main part's ink
 MIN_PEAK = 0.2  # the digit's strokes must reach this contrast against their paper
 MIN_SIZE = 0.04  # ... and span this share of the picture's longer side
+MIN_AREA = 5e-5  # components smaller than this share of the picture (or 2 px) are specks
+JOIN_LIMIT = 64  # the parts looked at for joining, inkiest first: the cost stays bounded
+# A digit's strokes are at most about four times its height long (an 8; measured on every
+# kind of upload in bench/wild.py); noise, textures and grids are 15 to 60 times.
+MAX_STROKE_LENGTH = 8
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class Digit:
 
 def find_digit(contrast: np.ndarray) -> Digit | None:
     """The digit in a contrast map (H, W) float32 in [0, 1], or None when no ink looks
-    like one (blank paper, noise, only specks or lines)."""
+    like one (blank paper, noise, a texture, only specks, blobs or lines)."""
     otsu = otsu_threshold(contrast)
     noise = _noise(contrast[contrast <= otsu])
     mask = (contrast > max(otsu, 5 * noise, 0.12)).astype(np.uint8)
@@ -44,12 +51,17 @@ def find_digit(contrast: np.ndarray) -> Digit | None:
     if count < 2:
         return None
     ink = np.bincount(labels.ravel(), weights=contrast.ravel(), minlength=count)
-    writing = _writing(mask, labels, stats)
+    kinds = _kinds(mask, labels, stats)
+    speck = stats[:, cv2.CC_STAT_AREA] < max(2.0, MIN_AREA * mask.size)
+    candidate = ~speck & (kinds != _BLOB)
+    candidate[0] = False  # the background
+    if not candidate.any():
+        return None
     touches = _touches_frame(stats, contrast.shape)
-    score = ink * np.where(touches, 0.25, 1.0) * np.where(writing, 1.0, 0.01)
-    score[0] = -1.0  # the background
-    main = int(score.argmax())
-    kept = _join_parts(main, stats, ink, writing)
+    score = ink * np.where(touches, 0.25, 1.0) * np.where(kinds == _WRITING, 1.0, 0.01)
+    main = int(np.where(candidate, score, -1.0).argmax())
+    joinable = candidate & (kinds == _WRITING) & (ink >= JOIN_INK * ink[main])
+    kept = _join_parts(main, stats, ink, joinable)
     keep = np.zeros(count, bool)
     keep[kept] = True
     digit = keep[labels]
@@ -58,6 +70,8 @@ def find_digit(contrast: np.ndarray) -> Digit | None:
     size = max(bottom - top, right - left)
     if peak < max(MIN_PEAK, 6 * noise) or size < MIN_SIZE * max(contrast.shape):
         return None
+    if _stroke_length(digit) > MAX_STROKE_LENGTH * size:
+        return None  # noise, a texture, a grid: far more stroke than any digit has
     return Digit(digit, peak, (top, left, bottom, right))
 
 
@@ -78,8 +92,11 @@ def _noise(values: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
-def _writing(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    """Per component: could it be writing (not a line, a frame or a blob)?"""
+_WRITING, _LINE, _FRAME, _BLOB = 0, 1, 2, 3
+
+
+def _kinds(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """Per component: writing, a line, a frame or a blob."""
     height, width = mask.shape
     left, top, wide, tall, area = stats.T
     longest = np.maximum(wide, tall)
@@ -91,7 +108,25 @@ def _writing(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndar
     )
     boundary = area - np.bincount(labels[inner.astype(bool)], minlength=len(stats))
     blob = (2.0 * area > 0.3 * longest * np.maximum(boundary, 1)) & (longest > 8)
-    return ~(line | frame | blob)
+    kinds = np.full(len(stats), _WRITING)
+    kinds[line] = _LINE
+    kinds[frame] = _FRAME
+    kinds[blob] = _BLOB
+    return kinds
+
+
+def _stroke_length(mask: np.ndarray) -> float:
+    """The length of the strokes of a mask: its area over its mean stroke width (2 * area /
+    boundary pixels), i.e. half its boundary."""
+    return (int(np.count_nonzero(mask)) - int(np.count_nonzero(interior(mask)))) / 2.0
+
+
+def interior(mask: np.ndarray) -> np.ndarray:
+    """The pixels (H, W) bool of a mask whose 8 neighbours are all in it (outside the
+    picture counts as out): the mask less its boundary."""
+    ink = mask.astype(np.uint8)
+    square = np.ones((3, 3), np.uint8)
+    return cv2.erode(ink, square, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
 
 
 def _touches_frame(stats: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -99,24 +134,24 @@ def _touches_frame(stats: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return (left == 0) | (top == 0) | (left + wide == shape[1]) | (top + tall == shape[0])
 
 
-def _join_parts(main: int, stats: np.ndarray, ink: np.ndarray, writing: np.ndarray) -> list[int]:
-    """`main` and the components near enough the growing digit, nearest first."""
+def _join_parts(main: int, stats: np.ndarray, ink: np.ndarray, joinable: np.ndarray) -> list[int]:
+    """`main` and the joinable components near enough the growing digit: the JOIN_LIMIT
+    inkiest are looked at, until none joins."""
     kept = [main]
     top, left, bottom, right = _box(stats, kept)
     size = max(bottom - top, right - left)
-    candidates = [
-        i for i in np.argsort(-ink).tolist()
-        if i not in (0, main) and writing[i] and ink[i] >= JOIN_INK * ink[main]
-    ]  # fmt: skip
+    order = np.argsort(-ink)
+    candidates = [int(i) for i in order[joinable[order]] if i != main][:JOIN_LIMIT]
     joined = True
-    while joined:
+    while joined and candidates:
         joined = False
-        for i in candidates:
+        for i in list(candidates):
             x, y, w, h = stats[i, :4].tolist()
-            gap = max(left - (x + w), x - right, top - (y + h), y - bottom, 0)
-            if i not in kept and gap <= JOIN_GAP * size:
+            if max(left - (x + w), x - right, top - (y + h), y - bottom, 0) <= JOIN_GAP * size:
                 kept.append(i)
-                top, left, bottom, right = _box(stats, kept)
+                candidates.remove(i)
+                top, left = min(top, y), min(left, x)
+                bottom, right = max(bottom, y + h), max(right, x + w)
                 joined = True
     return kept
 

@@ -1,26 +1,26 @@
 """Bytes of an uploaded image -> its pixels as a viewer shows them, bounded before decoding.
 
-What viewers do, we do: the EXIF orientation is applied (`ImageOps.exif_transpose`, for
-JPEG, PNG and WebP, which carry it), an alpha channel that carries no information (all 0, as
-32-bit BMPs often have, or any other single value) is ignored, and an animation shows its
-first frame. Big images are reduced to about `WORKING_SIZE` (JPEGs by libjpeg's own scaled
-decoding, others by a box filter): a digit needs far fewer pixels, and every later step is
-then cheap.
+What viewers do, we do: the EXIF orientation is applied (for JPEG, PNG and WebP, which
+carry it; the transforms of Pillow's `ImageOps.exif_transpose`), an alpha channel that
+carries no information (all 0, as 32-bit BMPs often have, or any other single value) is
+ignored, and an animation shows its first frame. Big images are reduced to about
+`WORKING_SIZE` (JPEGs by libjpeg's own scaled decoding, others by a box filter, before any
+other copy is made): a digit needs far fewer pixels, and every later step is then cheap.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from service.errors import ImageTooLarge, ServiceError, UndecodableImage, UnsupportedImage
-from service.imaging.png import plain_grey_png, plain_grey_pngs
+from service.imaging.png import SIGNATURE, plain_grey_png, plain_grey_pngs
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 WORKING_SIZE = 256  # pixels on the longer side that later steps work on, at most about
@@ -48,6 +48,18 @@ _OTHER_FORMATS = (
     (b"<?xml", "XML/SVG"),
 )
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError)
+_WIDE = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # greyscale wider than 8 bits
+_KEPT = ("L", "LA", "RGB", "RGBA")  # modes reduced and turned as they are
+# What a viewer does for each EXIF orientation (the table of Pillow's exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,35 +158,59 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def _picture(image: Image.Image, stored_width: int) -> Picture:
-    """The loaded first frame as a Picture: upright, greyscale, reduced to about
-    WORKING_SIZE. `stored_width` is the upload's width before any scaled decoding."""
-    transposed = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # a quarter turn
-    upright = ImageOps.exif_transpose(image)
-    scale = stored_width / (upright.height if transposed else upright.width)
-    factor = math.ceil(max(upright.size) / WORKING_SIZE)
-    if upright.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # 16-bit or float greyscale: stretch to 0..255 (convert("L") would clip instead).
-        values = np.asarray(upright, dtype=np.float32)
-        if factor > 1:
-            size = (max(1, upright.width // factor), max(1, upright.height // factor))
-            values, scale = cv2.resize(values, size, interpolation=cv2.INTER_AREA), scale * factor
-        return Picture(values * (255.0 / max(float(values.max()), 1.0)), None, scale)
-    if upright.mode == "L" and max(upright.size) <= WORKING_SIZE:
-        # Already what we need (an MNIST-like upload): skip convert's copy.
-        return Picture(_pixels(upright), None, scale)
-    has_alpha = upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        upright.mode == "P" and "transparency" in upright.info
-    )
-    upright = upright.convert("RGBA").convert("LA") if has_alpha else upright.convert("L")
+    """The loaded first frame as a Picture: reduced to about WORKING_SIZE in its own mode
+    first (so no full-size copy is made), then turned upright and made greyscale.
+    `stored_width` is the upload's width before any scaled decoding."""
+    turn = orientation(image)
+    if image.mode in _WIDE:
+        image = image.convert("F")  # 16-bit or float: kept wide, stretched below
+    elif image.mode not in _KEPT:
+        has_alpha = image.mode in ("PA", "La", "RGBa") or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")  # palette, 1-bit, CMYK...
+    factor = math.ceil(max(image.size) / WORKING_SIZE)
     if factor > 1:
-        upright = upright.reduce(factor)  # a box filter: every upload pixel counts
-        scale *= factor
-    if not has_alpha:
-        return Picture(_pixels(upright), None, scale)
-    grey, alpha = np.asarray(upright, dtype=np.float32).transpose(2, 0, 1)
+        image = image.reduce(factor)  # a box filter: every upload pixel counts
+    if turn != 1:
+        image = image.transpose(_UPRIGHT[turn])
+    scale = stored_width / (image.height if turn in (5, 6, 7, 8) else image.width)
+    if image.mode == "F":  # stretch to 0..255 (convert("L") would clip instead)
+        values = np.asarray(image, dtype=np.float32)
+        return Picture(values * (255.0 / max(float(values.max()), 1.0)), None, scale)
+    if image.mode in ("L", "RGB"):
+        return Picture(_pixels(image.convert("L")), None, scale)
+    grey, alpha = np.asarray(image.convert("LA"), dtype=np.float32).transpose(2, 0, 1)
     if alpha.min() == alpha.max():  # all 0 (a 32-bit BMP), all 255, or any single value
         return Picture(grey, None, scale)
     return Picture(grey, alpha, scale)
+
+
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8) of an opened image; 1 when absent or unreadable.
+
+    Not `ImageOps.exif_transpose`: it rewrites the EXIF block of the image it returns and
+    raises on malformed tags (838 of 3,000 fuzzed blocks that held an orientation, issue
+    13's note), while only the orientation matters here, and a broken EXIF block must not
+    fail the pixels. The transforms are its table (`_UPRIGHT`)."""
+    try:
+        value = image.getexif().get(0x0112, 1)
+    except Exception:  # any failure to read EXIF means "no orientation", never an error
+        return 1
+    return value if isinstance(value, int) and value in _UPRIGHT else 1
+
+
+def declared_pixels(data: bytes) -> int | None:
+    """width x height as the upload's header declares them, without decoding any pixel
+    (a PNG's IHDR, else Pillow's lazy open); None when the header cannot be read."""
+    if data.startswith(SIGNATURE) and data[12:16] == b"IHDR" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return width * height
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+                return image.size[0] * image.size[1]
+    except (Image.DecompressionBombError, UnidentifiedImageError, *_DECODE_ERRORS):
+        return None
 
 
 def _pixels(image: Image.Image) -> np.ndarray:

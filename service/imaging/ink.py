@@ -50,7 +50,7 @@ def ink_contrast(grey: np.ndarray) -> np.ndarray:
     0 on paper (or desk, or shadow), near 1 on full ink."""
     flat = flat_background(grey)
     if flat is not None:  # a digital picture: its background is one level, known exactly
-        level, dark = flat
+        level, _ = flat
         ink = np.abs(grey.astype(np.float32) - level)
         return np.minimum(ink / max(float(ink.max()), 1.0), 1.0)
     page = find_page(grey)

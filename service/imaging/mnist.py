@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from service.imaging.components import find_digit
+from service.imaging.components import find_digit, interior
 from service.imaging.decode import Picture
 from service.imaging.ink import composite, ink_contrast, odd
 
@@ -87,8 +87,14 @@ def to_mnist(picture: Picture) -> tuple[np.ndarray, Box] | None:
     crop = ink[max(top - 1, 0) : bottom + 1, max(left - 1, 0) : right + 1]
     patch = fit(tight(normalise_strokes(fit(crop, MID))), BOX)
     field = centre_by_mass(patch[None])[0]
-    box = tuple(round(v * picture.scale) for v in (left, top, right - left, bottom - top))
-    return field.reshape(-1), box  # type: ignore[return-value]
+    scale = picture.scale
+    box = (
+        round(left * scale),
+        round(top * scale),
+        round((right - left) * scale),
+        round((bottom - top) * scale),
+    )
+    return field.reshape(-1), box
 
 
 def is_mnist_like(picture: Picture) -> bool:
@@ -153,12 +159,10 @@ def normalise_strokes(patch: np.ndarray) -> np.ndarray:
 def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width in pixels of a binary mask: 2 * area / boundary pixels, exact
     for a long band (0 for an empty mask)."""
-    ink = mask.astype(np.uint8)
-    area = int(ink.sum())
+    area = int(np.count_nonzero(mask))
     if not area:
         return 0.0
-    inner = cv2.erode(ink, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return 2.0 * area / max(area - int(inner.sum()), 1)
+    return 2.0 * area / max(area - int(np.count_nonzero(interior(mask))), 1)
 
 
 def tight(patch: np.ndarray, floor: float = 0.02) -> np.ndarray:

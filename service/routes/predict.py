@@ -40,7 +40,8 @@ def _query(query_string: bytes, name: str) -> str | None:
     """The last value of the query parameter `name`, or None when absent."""
     if not query_string:
         return None
-    values = [v for k, v in parse_qsl(query_string.decode("latin-1")) if k == name]
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    values = [v for k, v in pairs if k == name]
     return values[-1] if values else None
 
 
@@ -49,7 +50,7 @@ def requested_version(query_string: bytes) -> int | None:
     value = _query(query_string, "version")
     if value is None:
         return None
-    if not value.isdecimal() or len(value) > 18 or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) < 1:
         raise InvalidParameter(f"query.version: must be a positive integer, not {value!r}")
     return int(value)
 

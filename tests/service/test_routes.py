@@ -296,7 +296,10 @@ def test_predict_takes_only_post(client: TestClient) -> None:
     }
 
 
-@pytest.mark.parametrize("query", ["version=abc", "version=-1", "version=1.5", "version=0x1"])
+@pytest.mark.parametrize(
+    "query",
+    ["version=abc", "version=-1", "version=1.5", "version=0x1", "version=", "version=%EF%BC%91"],
+)
 def test_a_version_that_is_not_a_positive_integer_is_422(client: TestClient, query: str) -> None:
     response = client.post(f"/v1/predict?{query}", files={"file": ("a.png", digit_png())})
     assert response.status_code == 422
@@ -348,12 +351,13 @@ def test_explain_in_a_batch_explains_each_file(client: TestClient) -> None:
     assert all("explanation" not in r["prediction"] for r in plain)
 
 
-def test_explain_must_be_true_or_false(client: TestClient) -> None:
-    response = client.post("/v1/predict?explain=maybe", files={"file": ("a.png", digit_png())})
+@pytest.mark.parametrize("value", ["maybe", ""])
+def test_explain_must_be_true_or_false(client: TestClient, value: str) -> None:
+    response = client.post(f"/v1/predict?explain={value}", files={"file": ("a.png", digit_png())})
     assert response.status_code == 422
     assert response.json() == {
         "error": "invalid_request",
-        "detail": "query.explain: must be true or false, not 'maybe'",
+        "detail": f"query.explain: must be true or false, not {value!r}",
     }
 
 

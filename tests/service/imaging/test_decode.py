@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from service.errors import ImageTooLarge, UndecodableImage, UnsupportedImage
-from service.imaging.decode import WORKING_SIZE, Picture, decode, decode_many
+from service.imaging.decode import WORKING_SIZE, Picture, declared_pixels, decode, decode_many
 from tests.uploads import gif_bomb, png, png_header_only
 
 LIMIT = 16_000_000
@@ -193,3 +193,41 @@ def test_gif_bomb_is_refused() -> None:
 def test_truncated_header_names_the_format() -> None:
     with pytest.raises(UndecodableImage, match="looks like a PNG image but is truncated"):
         decode(png(corner_mark())[:30], LIMIT)
+
+
+def exif_block(*tags: tuple[int, int, int, bytes]) -> bytes:
+    """A little-endian EXIF block (TIFF header, one IFD) of (tag, type, count, value)."""
+    ifd = struct.pack("<H", len(tags))
+    for tag, kind, count, value in tags:
+        ifd += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\0")
+    return b"II*\0\x08\0\0\0" + ifd + b"\0\0\0\0"
+
+
+@pytest.mark.parametrize(
+    "bad_tag",
+    [
+        (0x0128, 2, 4, b"abc\0"),  # ResolutionUnit typed ASCII
+        (0x010E, 11, 1, b"\0\0\x80\x3f"),  # ImageDescription typed FLOAT
+        (0x0128, 8, 1, b"\xff\xff"),  # ResolutionUnit a negative SSHORT
+        (700, 3, 1, struct.pack("<H", 300)),  # XMP typed SHORT
+    ],
+)
+def test_a_malformed_exif_tag_beside_the_orientation_does_not_fail_the_pixels(
+    bad_tag: tuple[int, int, int, bytes],
+) -> None:
+    exif = exif_block((0x0112, 3, 1, struct.pack("<H", 6)), bad_tag)
+    picture = decode(encode(Image.fromarray(corner_mark()), "PNG", exif=exif), LIMIT)
+    assert picture.grey.shape == (40, 60)  # turned, as viewers that read the tag do
+    assert dark_corner(picture) == pytest.approx((4, 55), abs=1)
+
+
+def test_a_broken_exif_block_means_no_orientation() -> None:
+    data = encode(Image.fromarray(corner_mark()), "PNG", exif=b"II*\0\xff\xff\xff\x7f")
+    assert decode(data, LIMIT).grey.shape == (60, 40)
+
+
+def test_declared_pixels_reads_only_the_header() -> None:
+    assert declared_pixels(png_header_only(40000, 40000)) == 1_600_000_000
+    assert declared_pixels(encode(Image.new("RGB", (300, 200)), "JPEG")) == 60_000
+    assert declared_pixels(gif_bomb(5000)) == 25_000_000
+    assert declared_pixels(b"not an image") is None
