@@ -79,3 +79,38 @@ def test_otsu_threshold_splits_two_levels() -> None:
     values = np.concatenate([np.full(900, 0.1), np.full(100, 0.8)]).astype(np.float32)
     assert 0.1 <= otsu_threshold(values) < 0.8
     assert otsu_threshold(np.full(10, 0.3, np.float32)) == np.float32(0.3)
+
+
+def test_noise_a_texture_or_a_grid_is_no_digit() -> None:
+    rng = np.random.default_rng(0)
+    rows, cols = np.indices((256, 256))
+    checkerboard = ((rows + cols) % 2).astype(np.float32)
+    grid = ((rows % 16 == 0) | (cols % 16 == 0)).astype(np.float32)
+    for contrast in (rng.random((256, 256)).astype(np.float32), checkerboard, grid):
+        assert find_digit(contrast) is None
+
+
+def test_a_lone_blob_is_no_digit() -> None:
+    assert find_digit(draw(paper(), 40, 40, 120, 110)) is None  # a shadow's patch
+
+
+def test_a_thin_ring_across_the_picture_is_a_digit() -> None:
+    """A 0 drawn with a thin pen is a sparse box around half the picture, like a frame."""
+    rows, cols = np.indices((200, 200))
+    radius = np.hypot((rows - 100) / 90, (cols - 100) / 60)
+    contrast = paper()
+    contrast[np.abs(radius - 1) < 0.02] = 0.9
+    digit = find_digit(contrast)
+    assert digit is not None and digit.box[2] - digit.box[0] > 170
+
+
+def test_a_lattice_of_specks_is_dropped_not_joined() -> None:
+    contrast = paper(noise=0.0)
+    contrast[::2, ::2] = 0.9  # 10,000 one-pixel specks
+    draw(contrast, 60, 95, 80, 6)
+    digit = find_digit(contrast)
+    assert digit is not None
+    top, left, bottom, right = digit.box
+    assert abs(top - 60) <= 1 and abs(left - 95) <= 1 and abs(bottom - 140) <= 1
+    assert abs(right - 101) <= 1  # only the specks that touch the bar belong to it
+    assert digit.mask.sum() < 80 * 6 + 100
