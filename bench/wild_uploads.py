@@ -248,7 +248,7 @@ def desk_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     streaks = cv2.resize(streaks, (w, h))[..., None]
     desk = desk_colour + grain + streaks
     # The sheet: a rectangle covering part of the frame, turned a little, maybe cut by it.
-    sh, sw = h * rng.uniform(0.45, 0.9), w * rng.uniform(0.45, 0.9)
+    sh, sw = h * rng.uniform(0.25, 0.9), w * rng.uniform(0.25, 0.9)
     if rng.random() < 0.4:  # a square sticky note
         sh = sw = min(sh, sw)
     cy, cx = h / 2 + rng.uniform(-0.12, 0.12) * h, w / 2 + rng.uniform(-0.12, 0.12) * w
@@ -331,6 +331,36 @@ def stray_marks(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     extra = cv2.resize(marks, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     ink = np.maximum(coverage, extra)
     lit = lay_ink(surface, ink, pen_colour(rng)) * vignette((h, w), rng, 0.25)[..., None]
+    return _jpeg(camera(lit, rng), rng)
+
+
+def pencil(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A photo of a digit in pencil: grey, faint ink (70-86% of the paper's brightness)."""
+    surface, coverage, _ = photo_parts(digit, rng)
+    darkening = 1 - rng.uniform(0.70, 0.86)
+    lit = (
+        surface
+        * (1 - darkening * coverage[..., None])
+        * vignette(coverage.shape, rng, 0.2)[..., None]
+    )
+    return _jpeg(camera(lit, rng), rng)
+
+
+def boxed(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A photo of a digit with a box or a circle drawn around it (a form, a marked answer)."""
+    surface, coverage, (top, left, height, width) = photo_parts(digit, rng)
+    ring = np.zeros(coverage.shape, np.uint8)
+    margin, pen = int(0.2 * max(height, width)), max(2, int(0.05 * height))
+    if rng.random() < 0.5:
+        corners = ((left - margin, top - margin), (left + width + margin, top + height + margin))
+        cv2.rectangle(ring, *corners, 255, pen, cv2.LINE_AA)
+    else:
+        axes = (width // 2 + margin, height // 2 + margin)
+        cv2.ellipse(
+            ring, (left + width // 2, top + height // 2), axes, 0, 0, 360, 255, pen, cv2.LINE_AA
+        )
+    ink = np.maximum(coverage, ring / np.float32(255))
+    lit = lay_ink(surface, ink, pen_colour(rng)) * vignette(coverage.shape, rng, 0.2)[..., None]
     return _jpeg(camera(lit, rng), rng)
 
 
@@ -547,6 +577,8 @@ MNIST_KINDS: dict[str, Kind] = {
     "desk": desk_photo,
     "shadow": shadow_photo,
     "stray_marks": stray_marks,
+    "pencil": pencil,
+    "boxed": boxed,
     "paint_28": paint_28,
     "client_shrunk": client_shrunk,
     "thin_pen": thin_pen,

@@ -6,10 +6,11 @@ Of the 8-connected components, specks (a few pixels) and blobs (a shadow's or a 
 patch: thicker than 30% of their length, where a stroke is about a tenth of the digit) are
 never the digit. The digit's main part is the one with the most ink (the sum of its
 contrast), ruled lines and page edges (long and thin, spanning half the picture), frames
-(sparse boxes around half the picture: a thin-pen 0 is one too, when alone) and whatever
-touches the frame counting less. The parts of a
+(sparse boxes around half the picture: a thin-pen 0 is one too, when alone; and a box or a
+circle drawn around the digit) and whatever touches the frame counting less. The parts of a
 broken digit (the bar of a 5, a 7's stroke) join it when they lie within 30% of the
-digit's size of it and hold at least 2% of its ink; specks and marks farther away do not.
+digit's size of it and hold at least 2% of its ink; specks and marks farther away do not,
+nor marks cut by the frame when the digit is not.
 A "digit" with far more stroke than a digit has is noise or a texture: no digit.
 """
 
@@ -22,8 +23,9 @@ import numpy as np
 
 JOIN_GAP = 0.3  # a part joins the digit within this share of the digit's size
 JOIN_INK = 0.02  # ... if it holds at least this share of the main part's ink
-MIN_PEAK = 0.2  # the digit's strokes must reach this contrast against their paper
+MIN_PEAK = 0.1  # the digit's strokes must reach this contrast against their paper
 MIN_SIZE = 0.04  # ... and span this share of the picture's longer side
+MIN_SIZE_AT_EDGE = 0.1  # ... or this, cut by the frame (a dark corner is not a digit)
 MIN_AREA = 5e-5  # components smaller than this share of the picture (or 2 px) are specks
 JOIN_LIMIT = 64  # the parts looked at for joining, inkiest first: the cost stays bounded
 # A digit's strokes are at most about four times its height long (an 8; measured on every
@@ -47,12 +49,15 @@ def find_digit(contrast: np.ndarray) -> Digit | None:
     otsu = otsu_threshold(contrast)
     noise = _noise(contrast[contrast <= otsu])
     mask = (contrast > max(otsu, 5 * noise, 0.12)).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats, centres = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count < 2:
         return None
     ink = np.bincount(labels.ravel(), weights=contrast.ravel(), minlength=count)
     kinds = _kinds(mask, labels, stats)
     speck = stats[:, cv2.CC_STAT_AREA] < max(2.0, MIN_AREA * mask.size)
+    for i in np.argsort(-ink)[:3].tolist():  # a box or a circle drawn around the digit
+        if i and kinds[i] == _WRITING and _encloses(i, labels, stats, centres, ink * ~speck):
+            kinds[i] = _FRAME
     candidate = ~speck & (kinds != _BLOB)
     candidate[0] = False  # the background
     if not candidate.any():
@@ -61,6 +66,8 @@ def find_digit(contrast: np.ndarray) -> Digit | None:
     score = ink * np.where(touches, 0.25, 1.0) * np.where(kinds == _WRITING, 1.0, 0.01)
     main = int(np.where(candidate, score, -1.0).argmax())
     joinable = candidate & (kinds == _WRITING) & (ink >= JOIN_INK * ink[main])
+    if not touches[main]:  # marks cut by the frame are no part of a digit that is not
+        joinable &= ~touches
     kept = _join_parts(main, stats, ink, joinable)
     keep = np.zeros(count, bool)
     keep[kept] = True
@@ -68,7 +75,9 @@ def find_digit(contrast: np.ndarray) -> Digit | None:
     peak = float(np.percentile(contrast[digit], 90))
     top, left, bottom, right = _box(stats, kept)
     size = max(bottom - top, right - left)
-    if peak < max(MIN_PEAK, 6 * noise) or size < MIN_SIZE * max(contrast.shape):
+    at_edge = top == 0 or left == 0 or bottom == mask.shape[0] or right == mask.shape[1]
+    smallest = (MIN_SIZE_AT_EDGE if at_edge else MIN_SIZE) * max(contrast.shape)
+    if peak < max(MIN_PEAK, 6 * noise) or size < smallest:
         return None
     if _stroke_length(digit) > MAX_STROKE_LENGTH * size:
         return None  # noise, a texture, a grid: far more stroke than any digit has
@@ -113,6 +122,25 @@ def _kinds(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarra
     kinds[frame] = _FRAME
     kinds[blob] = _BLOB
     return kinds
+
+
+def _encloses(
+    index: int, labels: np.ndarray, stats: np.ndarray, centres: np.ndarray, ink: np.ndarray
+) -> bool:
+    """Whether component `index` surrounds another holding at least 3% of its ink: that
+    one's box lies within its box, and its centre in a hole of it (background the frame of
+    its box cannot reach)."""
+    left, top, wide, tall = stats[index, :4].tolist()
+    x, y, w, h = stats[:, :4].T
+    within = (x > left) & (y > top) & (x + w < left + wide) & (y + h < top + tall)
+    inside = [j for j in np.flatnonzero(within & (ink >= 0.03 * ink[index])).tolist() if j != index]
+    if not inside:
+        return False
+    own = (labels[top : top + tall, left : left + wide] == index).astype(np.uint8)
+    reach = np.pad(1 - own, 1)  # the box's background, with a ring around it to start from
+    cv2.floodFill(reach, None, (0, 0), 2)
+    holes = reach[1:-1, 1:-1] == 1
+    return any(holes[int(centres[j][1]) - top, int(centres[j][0]) - left] for j in inside)
 
 
 def _stroke_length(mask: np.ndarray) -> float:

@@ -32,6 +32,7 @@ NEAR_SHARE = 0.5  # ...unless levels within 3 of it hold this share of its count
 # around an over-exposed photo's clipped white (drawings: 0-0.2 of it; photos: 1.6-5.8)
 SMALL_SIDE = 96  # pixels on the longer side of the copy the background and page are found on
 POLARITY_SIDE = 48  # ... and of the copy the polarity of a photo is decided on
+PAGE_SHARE = 0.03  # the smallest sheet found: a sticky note a sixth of the picture across
 
 
 def composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -111,7 +112,7 @@ def background(paper_side: np.ndarray) -> np.ndarray:
 def find_page(grey: np.ndarray) -> np.ndarray | None:
     """The interior (H, W) float32 0/1 of a sheet of paper lying on a darker surface, or
     None. A sheet: the largest bright region (Otsu threshold, on a median-filtered small
-    copy without the writing), filled, covering 10-92% of the picture, convex (area at
+    copy without the writing), filled, covering 3-92% of the picture, convex (area at
     least 85% of its hull), mostly bright inside, at least 40 levels brighter than its
     surroundings, touching at most one side of the frame (a lit part of a page in shadow
     touches two or more), with writing on it. The interior leaves out a margin of 3% of
@@ -127,7 +128,7 @@ def find_page(grey: np.ndarray) -> np.ndarray | None:
     cv2.drawContours(region, [outline], 0, 1, -1)
     inside = region.astype(bool)
     area = int(inside.sum())
-    if not 0.10 * region.size <= area <= 0.92 * region.size:
+    if not PAGE_SHARE * region.size <= area <= 0.92 * region.size:
         return None
     if area < 0.85 * cv2.contourArea(cv2.convexHull(outline)) or bright[inside].mean() < 0.75:
         return None  # not convex, or a ring: a light digit, not a sheet

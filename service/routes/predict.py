@@ -56,7 +56,8 @@ def requested_version(query_string: bytes) -> int | None:
 
 
 def explain_requested(query_string: bytes) -> bool:
-    """The `explain` query parameter: true/false (also 1/0, yes/no), false when absent."""
+    """The `explain` query parameter: true/false (also 1/0, yes/no, on/off), false when
+    absent."""
     value = _query(query_string, "explain")
     if value is None:
         return False
@@ -65,7 +66,10 @@ def explain_requested(query_string: bytes) -> bool:
     return _BOOLEANS[value.lower()]
 
 
-_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_BOOLEANS = {
+    **dict.fromkeys(("true", "1", "yes", "on"), True),  # "on": an HTML checkbox's value
+    **dict.fromkeys(("false", "0", "no", "off"), False),
+}
 
 
 async def _model(registry: ModelRegistry, version: int | None) -> LoadedModel:

@@ -29,6 +29,8 @@ SEED_FLOORS = {
     "desk": 0.85,
     "shadow": 0.85,
     "stray_marks": 0.85,
+    "pencil": 0.85,
+    "boxed": 0.85,
     "paint_28": 0.85,
     "client_shrunk": 0.8,
     "thin_pen": 0.85,

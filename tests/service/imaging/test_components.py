@@ -67,7 +67,7 @@ def test_blank_paper_has_no_digit() -> None:
 
 def test_faint_marks_are_no_digit() -> None:
     contrast = paper()
-    contrast[80:120, 95:100] = 0.15  # below what ink on paper reaches
+    contrast[80:120, 95:100] = 0.08  # below what ink on paper (even pencil: 0.14) reaches
     assert find_digit(contrast) is None
 
 
@@ -114,3 +114,32 @@ def test_a_lattice_of_specks_is_dropped_not_joined() -> None:
     assert abs(top - 60) <= 1 and abs(left - 95) <= 1 and abs(bottom - 140) <= 1
     assert abs(right - 101) <= 1  # only the specks that touch the bar belong to it
     assert digit.mask.sum() < 80 * 6 + 100
+
+
+def test_a_box_or_circle_drawn_around_the_digit_is_not_the_digit() -> None:
+    rows, cols = np.indices((200, 200))
+    for ring in (
+        np.abs(np.hypot((rows - 100) / 80, (cols - 100) / 60) - 1) < 0.05,  # a circle
+        (np.maximum(np.abs(rows - 100), np.abs(cols - 100)) // 4) == 19,  # a square, 4 px
+    ):
+        contrast = paper()
+        contrast[ring] = 0.9  # more ink than the digit inside it
+        draw(contrast, 70, 97, 60, 6)
+        digit = find_digit(contrast)
+        assert digit is not None and digit.box == (70, 97, 130, 103)
+
+
+def test_marks_cut_by_the_frame_do_not_join_a_digit_inside_it() -> None:
+    contrast = draw(paper(), 50, 95, 100, 10)
+    draw(contrast, 60, 0, 60, 6)  # an arc of something at the left edge, near enough
+    draw(contrast, 0, 60, 4, 40)
+    digit = find_digit(contrast)
+    assert digit is not None and digit.box == (50, 95, 150, 105)
+
+
+def test_a_small_patch_in_a_corner_is_no_digit() -> None:
+    contrast = paper(noise=0.005)
+    contrast[188:200, 0:12] = 0.2  # a dark corner of a dim photo, 6% of the picture
+    assert find_digit(contrast) is None
+    contrast[150:200, 0:8] = 0.9  # a stroke cut by the frame, a quarter of it: a digit
+    assert find_digit(contrast) is not None
