@@ -4,9 +4,10 @@ MNIST's digits were fitted into a 20x20 box keeping their aspect ratio, anti-ali
 centred by centre of mass in a 28x28 field, white ink on black (LeCun et al., "Gradient-based
 learning applied to document recognition", 1998). Every upload goes the same way:
 
-    ink contrast (`ink`) -> the digit's components (`components`) -> crop -> fit into an
-    80x80 box, where strokes too thin or too thick are brought into MNIST's range -> fit
-    into 20x20 -> centre of mass to (14, 14) -> (784,) float32 in [0, 1]
+    true resolution (undo pixel replication) -> ink contrast (`ink`) -> the digit's
+    components (`components`) -> crop -> fit into an 80x80 box, where strokes too thin or
+    too thick are brought into MNIST's range -> fit into 20x20 -> centre of mass to
+    (14, 14) -> (784,) float32 in [0, 1]
 
 An upload that already is an MNIST digit (28x28, a flat black or white background, its ink
 in a 19-21 px box) is only re-centred, in one pass for a whole stack of them, so it keeps
@@ -75,6 +76,7 @@ def to_mnist(picture: Picture) -> tuple[np.ndarray, Box] | None:
     """The MNIST sample (784,) float32 of any picture and its digit's box in the upload,
     or None when it holds no digit."""
     grey = picture.grey if picture.alpha is None else composite(picture.grey, picture.alpha)
+    grey, enlarged = true_resolution(grey)
     contrast = ink_contrast(grey)
     digit = find_digit(contrast)
     if digit is None:
@@ -87,7 +89,7 @@ def to_mnist(picture: Picture) -> tuple[np.ndarray, Box] | None:
     crop = ink[max(top - 1, 0) : bottom + 1, max(left - 1, 0) : right + 1]
     patch = fit(tight(normalise_strokes(fit(crop, MID))), BOX)
     field = centre_by_mass(patch[None])[0]
-    scale = picture.scale
+    scale = picture.scale * enlarged
     box = (
         round(left * scale),
         round(top * scale),
@@ -95,6 +97,31 @@ def to_mnist(picture: Picture) -> tuple[np.ndarray, Box] | None:
         round((bottom - top) * scale),
     )
     return field.reshape(-1), box
+
+
+def true_resolution(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    """An image enlarged by pixel replication (every row and every column repeated, as
+    nearest-neighbour scaling does: an 8x8 scan shown at 28x28) at its own resolution, and
+    the factor it had been enlarged by (1.0 for any other image). Read at 8x8, the UCI
+    digits enlarged this way are read as well as the originals (bench/, issue 13's note)."""
+    if grey.dtype != np.uint8 or min(grey.shape) < 4:
+        return grey, 1.0
+    rows = _run_starts(np.any(grey[1:] != grey[:-1], axis=1))
+    cols = _run_starts(np.any(grey[:, 1:] != grey[:, :-1], axis=0))
+    if rows is None or cols is None:
+        return grey, 1.0
+    return grey[rows][:, cols], grey.shape[1] / len(cols)
+
+
+def _run_starts(changes: np.ndarray) -> np.ndarray | None:
+    """Where each run of equal lines starts, if the runs are what nearest-neighbour
+    enlargement by a factor of 2 or more makes: at least 4 of them, of k or k + 1 lines
+    (a drawing made of rectangles has runs of any lengths)."""
+    edges = np.flatnonzero(np.concatenate(([True], changes, [True])))
+    lengths = np.diff(edges)
+    if len(lengths) < 4 or lengths.min() < 2 or lengths.max() - lengths.min() > 1:
+        return None
+    return edges[:-1]
 
 
 def is_mnist_like(picture: Picture) -> bool:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 COUNT = 40
 # Floors per kind; the table kinds of issue 13 at the top. Measured at this size with the
-# seed model: 90-100%; with best: 95-100%.
+# seed model: 85-100%; with best: 85-100% (UCI) and 92-100% (the others).
 SEED_FLOORS = {
     "exif_rotated": 0.85,
     "dim_photo": 0.85,
@@ -43,7 +43,8 @@ SEED_FLOORS = {
     "uci": 0.8,
     "blank_dim": 0.95,
 }
-BEST_FLOORS = {kind: min(floor + 0.05, 0.95) for kind, floor in SEED_FLOORS.items()}
+BEST_FLOORS = {kind: round(min(floor + 0.05, 0.95), 2) for kind, floor in SEED_FLOORS.items()}
+BEST_FLOORS["uci"] = 0.8  # 40 of the 1,797: the whole set reads 94-95% (issue 13's note)
 
 
 def run(store: Path, mnist_dir: Path) -> dict[str, float]:

@@ -21,6 +21,7 @@ from service.imaging.mnist import (
     plain_digits,
     stroke_width,
     to_mnist_many,
+    true_resolution,
 )
 from service.runtime import load_keras
 from tests.conftest import SeedRun
@@ -183,3 +184,31 @@ def test_mnist_test_digits_as_pngs_keep_the_models_accuracy(
     assert len(through) == len(own)
     own_accuracy, accuracy = (own == data.y_test).mean(), (through == data.y_test).mean()
     assert abs(accuracy - own_accuracy) <= 0.001, (accuracy, own_accuracy)
+
+
+def test_an_image_enlarged_by_pixel_replication_is_read_at_its_own_resolution() -> None:
+    rng = np.random.default_rng(1)
+    scan = rng.integers(0, 256, (8, 8)).astype(np.uint8)
+    enlarged = np.asarray(Image.fromarray(scan).resize((28, 28), Image.Resampling.NEAREST))
+    small, factor = true_resolution(enlarged)
+    np.testing.assert_array_equal(small, scan)
+    assert factor == 3.5
+    drawing = a_digit()  # rows of zeros repeat, but not every row: not an enlargement
+    assert true_resolution(drawing)[0] is drawing
+    photo = enlarged.astype(np.float32)  # a photo's pixels are never replicated
+    assert true_resolution(photo)[0] is photo
+
+
+def test_a_replicated_digit_reads_as_the_original_and_boxes_the_upload() -> None:
+    frame = np.zeros((40, 30), np.uint8)
+    for row in range(8, 32):  # a slanted stroke: no two rows alike
+        frame[row, 20 - row // 3 : 24 - row // 3] = 255
+    frame[:, 0], frame[0, 1:] = np.arange(40), np.arange(29)  # faint ramps: no two alike
+    bigger = np.kron(frame, np.ones((3, 3), np.uint8))
+    alone, enlarged = to_mnist_many([Picture(frame)]), to_mnist_many([Picture(bigger)])
+    np.testing.assert_allclose(alone.rows, enlarged.rows, atol=1e-6)
+    (left, top, width, height), (big_left, big_top, big_width, big_height) = (
+        alone.boxes[0] or (0, 0, 0, 0),
+        enlarged.boxes[0] or (0, 0, 0, 0),
+    )
+    assert (big_left, big_top, big_width, big_height) == (3 * left, 3 * top, 3 * width, 3 * height)
