@@ -57,8 +57,8 @@ def blank_image() -> BlankImage:
     """The error for an upload without a digit."""
     return BlankImage(
         "no digit found: the image holds no ink that looks like a digit (it is blank; the "
-        "ink is fainter than about 90% of the paper's brightness; the digit is smaller than "
-        "4% of the picture's longer side; or there are only specks, lines or a texture)"
+        "ink is less than a tenth darker than its paper; the digit spans less than 4% of "
+        "the picture's longer side; or there are only specks, lines or a texture)"
     )
 
 
