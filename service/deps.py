@@ -1,7 +1,4 @@
-"""What FastAPI routes need from the app's state, as `Annotated` dependencies.
-
-The predict endpoints are plain ASGI (routes/predict.py) and read the state themselves.
-"""
+"""What the routes need from the app's state, as `Annotated` dependencies."""
 
 from __future__ import annotations
 
@@ -9,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.batching import MicroBatcher
 from service.registry import ModelRegistry
+from service.settings import Settings
 
 
 # `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop
@@ -20,3 +19,17 @@ async def get_registry(request: Request) -> ModelRegistry:
 
 
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+
+
+async def get_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    return request.app.state.settings
+
+
+async def get_batcher(request: Request) -> MicroBatcher:
+    """The micro-batcher concurrent predictions share."""
+    return request.app.state.batcher
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]

@@ -9,8 +9,10 @@ status codes, error codes, digits, stages; never paths, file names or addresses.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,11 +22,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 STAGE_BUCKETS = (0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25)
@@ -106,9 +107,14 @@ def record_predictions(digits: Iterable[int], confidences: Iterable[float]) -> N
         CONFIDENCE.observe(confidence)
 
 
+# Whether prometheus-client is in multiprocess mode: it decided when first imported, by
+# PROMETHEUS_MULTIPROC_DIR (which `mnist-serve` sets, with --metrics-dir, before that).
+MULTIPROCESS = values.ValueClass is not values.MutexValue
+
+
 def exposition() -> tuple[bytes, str]:
     """The text exposition of every worker's metrics (or this process's)."""
-    if os.environ.get(MULTIPROC_ENV):
+    if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
@@ -117,8 +123,34 @@ def exposition() -> tuple[bytes, str]:
 
 def mark_worker_dead(pid: int) -> None:
     """Drop a stopped worker's live gauges (its counters keep counting in the sums)."""
-    if os.environ.get(MULTIPROC_ENV):
+    if MULTIPROCESS:
         multiprocess.mark_process_dead(pid)
+
+
+def reap_dead_workers(folder: Path | None) -> list[int]:
+    """Mark dead the workers whose files are in the multiprocess `folder` but whose process
+    is gone (killed: they could not say so; uvicorn's supervisor restarts them without
+    telling prometheus-client), so their live gauges leave the sums. Their pids."""
+    if not (MULTIPROCESS and folder):
+        return []
+    pids = {int(m[1]) for p in folder.glob("*.db") if (m := _PID.search(p.name))}
+    dead = [pid for pid in sorted(pids) if not _alive(pid)]
+    for pid in dead:
+        multiprocess.mark_process_dead(pid)
+    return dead
+
+
+_PID = re.compile(r"_(\d+)\.db$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 class RequestMetrics:

@@ -100,7 +100,7 @@ class ModelRegistry:
                 return False
             try:
                 loaded = load_version(self.store, target)
-            except LoadFailed as exc:
+            except Exception as exc:  # any failure to load is a failed load, never a crash
                 self._failed.add(target)
                 self.load_failures += 1
                 metrics.MODEL_LOAD_FAILURES.inc()
@@ -135,7 +135,7 @@ class ModelRegistry:
                 )
             try:
                 loaded = load_version(self.store, version)
-            except LoadFailed as exc:
+            except Exception as exc:  # any failure to load is a failed load, never a crash
                 self.load_failures += 1
                 metrics.MODEL_LOAD_FAILURES.inc()
                 raise VersionUnavailable(f"{self.store.name} {exc}") from exc

@@ -1,4 +1,5 @@
-"""The service's settings: one class, from MNIST_* environment variables or CLI flags."""
+"""The service's settings: one class, read from CLI flags (`mnist-serve --help`), MNIST_*
+environment variables and defaults, in that order; the only place settings are read."""
 
 from __future__ import annotations
 
@@ -7,18 +8,30 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ENV_PREFIX = "MNIST_"
+
 
 class Settings(BaseSettings):
-    """Where the models are, which one to serve, and the limits that protect a worker."""
+    """Serve the models of a store over HTTP. Every flag is also an environment variable,
+    MNIST_ and its name (MNIST_MAX_BODY_BYTES for --max-body-bytes); a flag wins."""
 
-    model_config = SettingsConfigDict(env_prefix="MNIST_", frozen=True)
+    # `Settings(_cli_parse_args=argv)` reads the flags too (service/cli.py); a plain
+    # `Settings()`, as each worker builds, reads the environment the command line set.
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        cli_prog_name="mnist-serve",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+    )
 
     store: Path = Field(Path("models"), description="root folder of the model store")
     model: str = Field("mnist", description="model name: the folder inside the store")
     alias: str = Field("production", description="serve the version this alias names")
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=64)
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0: every one)")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on")
+    workers: int = Field(1, ge=1, le=64, description="worker processes, under uvicorn's supervisor")
     poll_interval: float = Field(2.0, gt=0, description="seconds between store polls")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request body")
     max_pixels: int = Field(
@@ -32,7 +45,8 @@ class Settings(BaseSettings):
     )
     metrics_dir: Path | None = Field(
         None,
-        description="prometheus-client multiprocess folder (emptied at start; default: new temp)",
+        description="prometheus-client multiprocess folder, emptied of its *.db files at start "
+        "(refused if it holds anything else; default: a new temp folder)",
     )
     pinned_versions: int = Field(2, ge=0, description="other versions kept loaded for ?version=")
     access_log: bool = Field(True, description="log every request (uvicorn's access log)")

@@ -48,8 +48,16 @@ class ModelStore:
             return {str(k): int(v) for k, v in data.items()}
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            raise StoreUnreadable(f"{path}: {exc}") from exc
+        except (
+            OSError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
+            # OverflowError: {"production": 1e400}; RecursionError: [[[[...]]]] nested deep.
+            raise StoreUnreadable(f"{path}: {type(exc).__name__}: {exc}") from exc
 
     def target(self, alias: str) -> int | None:
         """The version to serve: the alias's, else the highest; None for an empty store."""
@@ -64,8 +72,8 @@ class ModelStore:
         path = self.dir / str(version) / MANIFEST
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise StoreUnreadable(f"{path}: {exc}") from exc
+        except (OSError, ValueError, RecursionError) as exc:
+            raise StoreUnreadable(f"{path}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(data, dict):
             raise StoreUnreadable(f"{path}: not a JSON object")
         return data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.errors import MissingImage, TooManyImages, UnsupportedImage
-from service.multipart import Part, parse_form
+from service.forms import Part, parse_form
 
 # Content types we take as "an image, look at its bytes"; the bytes decide the format.
 RAW_TYPES = ("image/", "application/octet-stream")
@@ -25,13 +25,6 @@ def _check_declared_type(content_type: str, what: str) -> None:
         raise UnsupportedImage(f"{what} is {media!r}, not an image: send {ACCEPTED}")
 
 
-def _is_file(part: Part) -> bool:
-    """A file part names its file (`filename`, or RFC 2231's `filename*`) or declares an
-    image type: React Native and .NET's ByteArrayContent send image parts without a name
-    (RFC 7578 makes the file name optional)."""
-    return part.filename is not None or _media(part.content_type).startswith("image/")
-
-
 def _is_multipart(content_type: str) -> bool:
     return _media(content_type) == "multipart/form-data"
 
@@ -44,7 +37,7 @@ def single_image(content_type: str, body: bytes) -> tuple[str | None, bytes]:
         if upload is None:
             fields = ", ".join(repr(part.name) for part in parts) or "none"
             raise MissingImage(f"multipart field 'file' is missing (fields sent: {fields})")
-        if not _is_file(upload):
+        if not upload.is_file:
             raise MissingImage("multipart field 'file' must be a file upload, not text")
         _check_declared_type(upload.content_type, f"the part 'file' ({upload.filename})")
         return upload.filename, upload.data
@@ -61,7 +54,7 @@ def batch_images(content_type: str, body: bytes, max_batch: int) -> list[tuple[s
             f"a batch must be multipart/form-data with fields 'files', not {content_type!r}"
         )
     parts = parse_form(body, content_type, max_parts=max_batch * 4 + MAX_FIELDS)
-    uploads: list[Part] = [p for p in parts if p.name == "files" and _is_file(p)]
+    uploads: list[Part] = [p for p in parts if p.name == "files" and p.is_file]
     if not uploads:
         raise MissingImage("multipart field 'files' is missing: send one part per image")
     if len(uploads) > max_batch:

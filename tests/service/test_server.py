@@ -224,3 +224,118 @@ def test_one_worker_counts_its_requests_in_metrics(tiny_store: Store, tmp_path: 
         text = httpx.get(f"{server.url}/metrics").text
     assert 'mnist_http_requests_total{method="POST",route="/v1/predict",status="200"} 1.0' in text
     assert f'mnist_predictions_total{{digit="{answer.json()["digit"]}"}} 1.0' in text
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """The live worker processes uvicorn started for `server_pid` (its children spawned by
+    multiprocessing; not its resource tracker)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == server_pid and fields[0] != "Z" and b"spawn_main" in command:
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
+
+
+def test_killing_a_worker_three_times_in_10_s_leaves_the_service_answering(
+    tiny_store: Store, tmp_path: Path
+) -> None:
+    """uvicorn's supervisor restarts killed workers without limit: three quick deaths are
+    not an outage (the supervisor this replaced stopped every worker after three)."""
+    digit = png(np.eye(28, dtype=np.uint8) * 255)
+    with serve(tiny_store.root, tmp_path, "--workers", "2", "--poll-interval", "0.5") as server:
+        killed = []
+        for _ in range(3):
+            deadline = time.monotonic() + 3
+            while not (workers := worker_pids(server.process.pid)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert workers, server.log.read_text()[-2000:]
+            killed.append(workers[0])
+            subprocess.run(["kill", "-9", str(workers[0])], check=True)
+            time.sleep(2)
+        last = time.monotonic()
+        answered = None
+        with httpx.Client(base_url=server.url, timeout=1) as client:
+            while time.monotonic() - last < 5 and answered is None:
+                try:
+                    if (
+                        client.post("/v1/predict", files={"file": ("d.png", digit)}).status_code
+                        == 200
+                    ):
+                        answered = time.monotonic() - last
+                except httpx.TransportError:
+                    time.sleep(0.1)
+        assert answered is not None and answered < 5, server.log.read_text()[-3000:]
+        assert server.process.poll() is None
+        assert len(set(killed)) == 3 and len(worker_pids(server.process.pid)) >= 1
+
+
+def test_a_killed_workers_live_gauges_leave_the_metrics(tiny_store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "metrics"
+    flags = ("--workers", "2", "--poll-interval", "0.2", "--metrics-dir", str(folder))
+    with serve(tiny_store.root, tmp_path, *flags) as server:
+        deadline = time.monotonic() + 10
+        while len(workers := worker_pids(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        victim = workers[0]
+        deadline = time.monotonic() + 10
+        while not list(folder.glob(f"gauge_live*_{victim}.db")) and time.monotonic() < deadline:
+            httpx.get(server.url + "/readyz")  # each worker writes its gauges as it starts
+            time.sleep(0.05)
+        assert list(folder.glob(f"gauge_live*_{victim}.db"))
+        subprocess.run(["kill", "-9", str(victim)], check=True)
+        deadline = time.monotonic() + 10
+        while list(folder.glob(f"gauge_live*_{victim}.db")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not list(folder.glob(f"gauge_live*_{victim}.db"))
+        assert list(folder.glob(f"counter_{victim}.db"))  # its counts stay in the sums
+
+
+def test_a_7_mb_part_header_is_400_within_a_second_and_health_stays_up(
+    tiny_store: Store, tmp_path: Path
+) -> None:
+    """A Content-Disposition followed by 7 MB of ';' froze a worker for 12.6 s under the
+    form splitter this replaced; python-multipart stops at its 4,224-byte header limit."""
+    header = b'form-data; name="file"' + b";" * (7 * 1024 * 1024)
+    body = b"--x\r\nContent-Disposition: " + header + b"\r\n\r\nA\r\n--x--\r\n"
+    with serve(tiny_store.root, tmp_path) as server:
+        result: list[tuple[int, float]] = []
+
+        def attack() -> None:
+            started = time.monotonic()
+            form = {"content-type": "multipart/form-data; boundary=x"}
+            response = httpx.post(server.url + "/v1/predict", content=body, headers=form)
+            result.append((response.status_code, time.monotonic() - started))
+
+        thread = threading.Thread(target=attack)
+        thread.start()
+        health = []
+        with httpx.Client(base_url=server.url, timeout=5) as client:
+            while thread.is_alive():
+                started = time.monotonic()
+                client.get("/healthz")
+                health.append(time.monotonic() - started)
+                time.sleep(0.02)
+        thread.join()
+    ((status, seconds),) = result
+    assert status == 400 and seconds < 1, result
+    assert max(health, default=0) < 0.5, health
+
+
+@pytest.mark.parametrize(
+    "aliases", ['{"production": 1e400}', "[" * 100_000 + "]" * 100_000, '{"production": "x"}']
+)
+def test_a_store_the_loader_cannot_read_is_a_failed_load_not_a_crash(
+    tiny_store: Store, tmp_path: Path, aliases: str
+) -> None:
+    (tiny_store.dir / "aliases.json").write_text(aliases)
+    with serve(tiny_store.root, tmp_path, "--poll-interval", "0.2", ready=False) as server:
+        time.sleep(1)  # a few polls
+        assert server.process.poll() is None, server.log.read_text()[-2000:]
+        assert httpx.get(server.url + "/healthz").status_code == 200
+        assert httpx.get(server.url + "/readyz").status_code == 503
+        assert "store unreadable" in server.log.read_text()
