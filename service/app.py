@@ -23,7 +23,7 @@ from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout
 from service.metrics import RequestMetrics, mark_worker_dead, reap_dead_workers
 from service.registry import ModelRegistry
 from service.routes import health, metrics, models, page, predict
-from service.routes.errors import install_error_handlers
+from service.routes.errors import error_responses, install_error_handlers
 from service.settings import Settings
 from service.store import ModelStore
 
@@ -83,8 +83,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     )
     install_error_handlers(api)
     routers = (predict.router, models.router, health.router, metrics.router, page.router)
-    for router in routers:
-        api.include_router(router)
+    for router in routers:  # every route documents the guards' answers and the 422
+        api.include_router(router, responses=error_responses())
     api.mount("/static", page.static, name="static")
     app: ASGIApp = BodySizeLimit(api, max_bytes=settings.max_body_bytes)
     app = InFlightLimit(app, limit=settings.max_in_flight)

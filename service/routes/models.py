@@ -8,7 +8,8 @@ from starlette.concurrency import run_in_threadpool
 from service.deps import RegistryDep
 from service.errors import VersionNotFound
 from service.registry import ModelRegistry
-from service.schemas import ErrorBody, ModelsOverview, VersionInfo
+from service.routes.errors import error_responses
+from service.schemas import ModelsOverview, VersionInfo
 from service.store import StoreUnreadable
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -52,7 +53,7 @@ async def list_models(registry: RegistryDep) -> ModelsOverview:
     return await run_in_threadpool(_overview, registry)
 
 
-@router.get("/{version}", responses={404: {"model": ErrorBody}})
+@router.get("/{version}", responses=error_responses(404))
 async def show_model(registry: RegistryDep, version: int = Path(ge=1)) -> VersionInfo:
     """One version: its aliases, whether it is served, and its manifest."""
     return await run_in_threadpool(_version_info, registry, version)
