@@ -15,6 +15,7 @@ import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
@@ -72,7 +73,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                 await poller
             mark_worker_dead(os.getpid())
 
-    api = FastAPI(
+    # /docs and /redoc from the assets fastapi-offline ships: they work without internet.
+    api = FastAPIOffline(
+        favicon_url="/favicon.ico",
         title="MNIST digit classifier",
         version="1",
         description="Classifies images of handwritten digits with the served model version.",

@@ -74,6 +74,12 @@ def _warm_up(model: DenseModel, version: int) -> None:
         raise LoadFailed(f"version {version}: warm-up prediction is not a probability vector")
 
 
+def version_not_found(store: ModelStore, version: int) -> VersionNotFound:
+    """The one wording of an unknown version, for `?version=` and `/v1/models/{version}`."""
+    known = ", ".join(map(str, store.versions())) or "none"
+    return VersionNotFound(f"{store.name} has no version {version} (versions: {known})")
+
+
 class ModelRegistry:
     """Holds the served model and a few pinned ones; `refresh` follows the store."""
 
@@ -129,10 +135,7 @@ class ModelRegistry:
                 self._pinned.move_to_end(version)
                 return self._pinned[version]
             if version not in self.store.versions():
-                known = ", ".join(map(str, self.store.versions())) or "none"
-                raise VersionNotFound(
-                    f"{self.store.name} has no version {version} (versions: {known})"
-                )
+                raise version_not_found(self.store, version)
             try:
                 loaded = load_version(self.store, version)
             except Exception as exc:  # any failure to load is a failed load, never a crash

@@ -36,6 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mnist-models`."""
     args = parse_args(argv)
+    if not args.store.is_dir():
+        print(f"mnist-models: error: no store at {args.store} (no such folder): name the "
+              "folder mnist-train published into with --store", file=sys.stderr)  # fmt: skip
+        return 1
     store = Store(args.store, args.name)
     try:
         return COMMANDS[args.command](store, args)

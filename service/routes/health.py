@@ -12,9 +12,13 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-async def healthz() -> Health:
-    """Liveness: the worker answers."""
-    return Health(status="ok")
+async def healthz(registry: RegistryDep) -> Health:
+    """Liveness: the worker answers; says which model it serves, if any (never touches the
+    store)."""
+    current = registry.current
+    if current is None:
+        return Health(status="ok", detail="no model version loaded yet")
+    return Health(status="ok", model=current.name, version=current.version)
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
@@ -26,3 +30,8 @@ async def readyz(registry: RegistryDep) -> JSONResponse:
         return JSONResponse(body.model_dump(), status_code=503)
     body = Health(status="ready", model=current.name, version=current.version)
     return JSONResponse(body.model_dump())
+
+
+# Load balancers and uptime checkers probe with HEAD; the same answers, without a body.
+for _path, _probe in (("/healthz", healthz), ("/readyz", readyz)):
+    router.add_api_route(_path, _probe, methods=["HEAD"], include_in_schema=False)

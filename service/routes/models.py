@@ -6,8 +6,7 @@ from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from service.deps import RegistryDep
-from service.errors import VersionNotFound
-from service.registry import ModelRegistry
+from service.registry import ModelRegistry, version_not_found
 from service.routes.errors import error_responses
 from service.schemas import ModelsOverview, VersionInfo
 from service.store import StoreUnreadable
@@ -34,7 +33,7 @@ def _overview(registry: ModelRegistry) -> ModelsOverview:
 def _version_info(registry: ModelRegistry, version: int) -> VersionInfo:
     overview = _overview(registry)
     if version not in overview.versions:
-        raise VersionNotFound(f"{overview.model} has no version {version}")
+        raise version_not_found(registry.store, version)
     try:
         manifest = registry.store.manifest(version)
     except StoreUnreadable:

@@ -23,4 +23,10 @@ async def index() -> FileResponse:
     return FileResponse(WEB / "index.html", media_type="text/html")
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The page's icon, and the docs' (browsers ask for it at this path)."""
+    return FileResponse(WEB / "favicon.ico", media_type="image/vnd.microsoft.icon")
+
+
 static = StaticFiles(directory=WEB)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -246,12 +247,25 @@ def test_models_endpoints(tiny_store: Store, make_client: MakeClient) -> None:
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {
         "status": "ok",
-        "model": None,
-        "version": None,
+        "model": "mnist",
+        "version": 1,
         "detail": None,
     }
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["version"] == 1
+    assert client.head("/healthz").status_code == 200  # load balancers probe with HEAD
+    assert client.head("/readyz").status_code == 200
+
+
+def test_docs_work_offline_and_the_favicon_is_served(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), html
+        for asset in assets:
+            assert client.get(asset).status_code == 200, asset
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and Image.open(io.BytesIO(icon.content)).format == "ICO"
 
 
 def test_empty_store_is_alive_not_ready_and_predict_is_503(

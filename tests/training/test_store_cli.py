@@ -78,3 +78,14 @@ def test_prune_reports_what_it_removed(store: Store, capsys: pytest.CaptureFixtu
     assert run(store, "prune", "--keep", "1") == 0
     assert "removed versions: 2" in capsys.readouterr().out
     assert store.versions() == [1, 3]
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "1"], ["verify"], ["promote", "1"],
+                                     ["rollback"], ["prune", "--keep", "1"]])  # fmt: skip
+def test_a_store_that_does_not_exist_is_an_error_not_an_empty_store(
+    tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-store"
+    assert main(["--store", str(missing), *command]) == 1
+    assert capsys.readouterr().err.startswith(f"mnist-models: error: no store at {missing}")
+    assert not missing.exists()  # nothing created by asking
