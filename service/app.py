@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
 from service.batching import MicroBatcher
+from service.inference import classify_pictures
 from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout
 from service.metrics import RequestMetrics, mark_worker_dead, reap_dead_workers
 from service.registry import ModelRegistry
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         )
         app.state.settings = settings
         app.state.registry = registry
-        app.state.batcher = MicroBatcher(settings.max_batch)
+        app.state.batcher = MicroBatcher(classify_pictures, settings.max_batch)
         await refresh(registry)
         if registry.current is None:
             log.warning("no model in %s yet; /readyz stays 503 until one loads", settings.store)

@@ -13,23 +13,31 @@ under load the batch grows by itself with the number of requests in flight.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import numpy as np
 
+from service.errors import BlankImage
 from service.imaging.decode import Picture
-from service.inference import blank_image, probabilities_of
+from service.imaging.mnist import Samples
 from service.registry import LoadedModel
+
+# Preprocess pictures together and run those holding a digit in one pass: their (M, 10)
+# probabilities in order, and the samples (`service.inference.classify_pictures`).
+Classify = Callable[[LoadedModel, list[Picture]], tuple[np.ndarray, Samples]]
 
 
 class MicroBatcher:
-    """Runs the images handed to `probabilities` in the same loop turn as one batch per
-    model version, in chunks of at most `max_batch`."""
+    """Runs the images handed to `classify` in the same loop turn as one batch per model
+    version, in chunks of at most `max_batch`, through the `classify` function it is given
+    (so it imports nothing of the inference it serves)."""
 
-    def __init__(self, max_batch: int = 64) -> None:
+    def __init__(self, classify: Classify, max_batch: int = 64) -> None:
+        self.run_batch = classify
         self.max_batch = max_batch
         self._waiting: dict[int, tuple[LoadedModel, list[Picture], list[asyncio.Future]]] = {}
 
-    async def probabilities(self, loaded: LoadedModel, image: Picture) -> np.ndarray:
+    async def classify(self, loaded: LoadedModel, image: Picture) -> np.ndarray:
         """The model's output (10,) for one decoded image, computed in a shared batch;
         BlankImage when the image holds no digit."""
         loop = asyncio.get_running_loop()
@@ -53,7 +61,7 @@ class MicroBatcher:
         self, loaded: LoadedModel, images: list[Picture], futures: list[asyncio.Future]
     ) -> None:
         try:
-            rows, samples = probabilities_of(loaded, images)
+            rows, samples = self.run_batch(loaded, images)
         except Exception as exc:
             if len(images) > 1:  # one odd image must not fail the requests it met: alone
                 for image, future in zip(images, futures, strict=True):
@@ -67,6 +75,6 @@ class MicroBatcher:
             if future.done():  # a request that timed out has been cancelled
                 continue
             if row is None:
-                future.set_exception(blank_image())
+                future.set_exception(BlankImage.no_digit())
             else:
                 future.set_result(row)

@@ -52,6 +52,15 @@ class MissingImage(ServiceError):
 class BlankImage(ServiceError):
     status, code = 422, "blank_image"
 
+    @classmethod
+    def no_digit(cls) -> BlankImage:
+        """The one wording of an upload without a digit."""
+        return cls(
+            "no digit found: the image holds no ink that looks like a digit (it is blank; the "
+            "ink is less than a tenth darker than its paper; the digit spans less than 4% of "
+            "the picture's longer side; or there are only specks, lines or a texture)"
+        )
+
 
 class InvalidParameter(ServiceError):
     status, code = 422, "invalid_request"

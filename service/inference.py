@@ -16,12 +16,13 @@ import base64
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from service.batching import MicroBatcher
 from service.errors import BlankImage, ServiceError
 from service.imaging.decode import Picture, declared_pixels, decode, decode_many
 from service.imaging.mnist import SIDE, Box, Samples, is_mnist_like, to_mnist_many
@@ -36,9 +37,6 @@ from service.metrics import (
 from service.registry import LoadedModel
 from service.schemas import BatchItem, CropBox, Explanation, Prediction
 
-if TYPE_CHECKING:
-    from service.batching import MicroBatcher
-
 T = TypeVar("T")
 INLINE_PIXELS = 128 * 128  # decoded on the event loop at most (well under a millisecond)
 
@@ -51,15 +49,6 @@ class Reading:
     probabilities: np.ndarray
     sample: np.ndarray | None = None
     box: Box | None = None
-
-
-def blank_image() -> BlankImage:
-    """The error for an upload without a digit."""
-    return BlankImage(
-        "no digit found: the image holds no ink that looks like a digit (it is blank; the "
-        "ink is less than a tenth darker than its paper; the digit spans less than 4% of "
-        "the picture's longer side; or there are only specks, lines or a texture)"
-    )
 
 
 async def _run(offload: bool, function: Callable[..., T], *args: Any) -> T:
@@ -79,7 +68,7 @@ def timed_decode_many(datas: list[bytes], max_pixels: int) -> list[Picture | Ser
         return decode_many(datas, max_pixels)
 
 
-def forward(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
+def timed_forward(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
     """One forward pass over (N, 784) samples: (N, 10) probabilities, timed and counted."""
     with FORWARD_LATENCY.time():
         probabilities = loaded.model.predict(samples.astype(np.float32, copy=False))
@@ -87,7 +76,7 @@ def forward(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
     return probabilities
 
 
-def probabilities_of(loaded: LoadedModel, pictures: list[Picture]) -> tuple[np.ndarray, Samples]:
+def classify_pictures(loaded: LoadedModel, pictures: list[Picture]) -> tuple[np.ndarray, Samples]:
     """Preprocess pictures together and run those that hold a digit in one pass: their
     (M, 10) probabilities in order, and the samples (with which pictures are blank)."""
     with PREPROCESS_LATENCY.time():
@@ -95,14 +84,14 @@ def probabilities_of(loaded: LoadedModel, pictures: list[Picture]) -> tuple[np.n
     rows = samples.rows[[not empty for empty in samples.blank]]
     if not len(rows):
         return np.empty((0, 10), np.float32), samples
-    return forward(loaded, rows), samples
+    return timed_forward(loaded, rows), samples
 
 
 def _read_picture(loaded: LoadedModel, picture: Picture, explain: bool) -> Reading:
     """Preprocess and run one decoded upload (in a worker thread)."""
-    probabilities, samples = probabilities_of(loaded, [picture])
+    probabilities, samples = classify_pictures(loaded, [picture])
     if samples.blank[0]:
-        raise blank_image()
+        raise BlankImage.no_digit()
     if not explain:
         return Reading(probabilities[0])
     return Reading(probabilities[0], samples.rows[0], samples.boxes[0])
@@ -136,7 +125,7 @@ async def read_upload(
     if not explain and is_small(data, offload):
         picture = timed_decode(data, max_pixels)
         if is_mnist_like(picture):
-            return Reading(await batcher.probabilities(loaded, picture))
+            return Reading(await batcher.classify(loaded, picture))
         return await run_in_threadpool(_read_picture, loaded, picture, explain)
     return await run_in_threadpool(_read_alone, loaded, data, max_pixels, explain)
 
@@ -203,9 +192,10 @@ async def classify_batch(
     if pictures:
         indices = list(pictures)
         slow = explain or not all(map(is_mnist_like, pictures.values()))
-        rows, samples = await _run(slow, probabilities_of, loaded, list(pictures.values()))
+        rows, samples = await _run(slow, classify_pictures, loaded, list(pictures.values()))
         placed = [n for n, empty in enumerate(samples.blank) if not empty]
-        errors.update((indices[n], blank_image()) for n, empty in enumerate(samples.blank) if empty)
+        blank = [n for n, empty in enumerate(samples.blank) if empty]
+        errors.update((indices[n], BlankImage.no_digit()) for n in blank)
         notes = [_explain(samples, n) for n in placed] if explain else None
         found = predictions(loaded, rows, notes)
         answers = dict(zip([indices[n] for n in placed], found, strict=True))

@@ -13,6 +13,7 @@ from service.batching import MicroBatcher
 from service.errors import BlankImage
 from service.imaging.decode import Picture
 from service.imaging.mnist import to_mnist_many
+from service.inference import classify_pictures
 from service.registry import LoadedModel
 from service.runtime import DenseLayer, DenseModel
 from tests.keras_files import random_layers
@@ -56,9 +57,9 @@ def expected(model: LoadedModel, pictures: list[Picture]) -> np.ndarray:
 
 async def test_concurrent_requests_share_one_pass_and_get_their_own_rows() -> None:
     model, x = loaded(0, 1), images(7)
-    batcher = MicroBatcher(max_batch=64)
+    batcher = MicroBatcher(classify_pictures, max_batch=64)
     before = passes()
-    rows = await asyncio.gather(*(batcher.probabilities(model, i) for i in x))
+    rows = await asyncio.gather(*(batcher.classify(model, i) for i in x))
     after = passes()
     assert after[0] - before[0] == 1 and after[1] - before[1] == 7
     np.testing.assert_allclose(np.stack(rows), expected(model, x), rtol=1e-6, atol=1e-7)
@@ -67,11 +68,9 @@ async def test_concurrent_requests_share_one_pass_and_get_their_own_rows() -> No
 async def test_a_blank_image_fails_alone() -> None:
     model, x = loaded(0, 1), images(4)
     x[2] = Picture(np.full((28, 28), 200, np.uint8))
-    batcher = MicroBatcher()
+    batcher = MicroBatcher(classify_pictures)
     before = passes()
-    rows = await asyncio.gather(
-        *(batcher.probabilities(model, i) for i in x), return_exceptions=True
-    )
+    rows = await asyncio.gather(*(batcher.classify(model, i) for i in x), return_exceptions=True)
     assert isinstance(rows[2], BlankImage)
     assert passes()[1] - before[1] == 3  # the blank image never reached the forward pass
     answered = x[:2] + x[3:]
@@ -81,16 +80,16 @@ async def test_a_blank_image_fails_alone() -> None:
 
 
 async def test_a_lone_request_is_not_held_back() -> None:
-    batcher = MicroBatcher()
-    row = await asyncio.wait_for(batcher.probabilities(loaded(0, 1), images(1)[0]), 1)
+    batcher = MicroBatcher(classify_pictures)
+    row = await asyncio.wait_for(batcher.classify(loaded(0, 1), images(1)[0]), 1)
     assert row.shape == (10,)
 
 
 async def test_batches_are_capped_and_never_mix_versions() -> None:
     old, new, x = loaded(0, 1), loaded(1, 2), images(5)
-    batcher = MicroBatcher(max_batch=2)
+    batcher = MicroBatcher(classify_pictures, max_batch=2)
     before = passes()
-    calls = [batcher.probabilities(old, i) for i in x] + [batcher.probabilities(new, x[0])]
+    calls = [batcher.classify(old, i) for i in x] + [batcher.classify(new, x[0])]
     rows = await asyncio.gather(*calls)
     # Version 1: 5 images in passes of 2, 2 and 1; version 2: its own pass.
     assert passes()[0] - before[0] == 4
@@ -100,8 +99,8 @@ async def test_batches_are_capped_and_never_mix_versions() -> None:
 
 async def test_a_cancelled_request_leaves_the_others_their_answers() -> None:
     model, x = loaded(0, 1), images(3)
-    batcher = MicroBatcher()
-    tasks = [asyncio.create_task(batcher.probabilities(model, i)) for i in x]
+    batcher = MicroBatcher(classify_pictures)
+    tasks = [asyncio.create_task(batcher.classify(model, i)) for i in x]
     await asyncio.sleep(0)  # all three are now waiting for the flush
     tasks[1].cancel()
     done = await asyncio.gather(*tasks, return_exceptions=True)
@@ -111,10 +110,10 @@ async def test_a_cancelled_request_leaves_the_others_their_answers() -> None:
 
 
 async def test_a_failed_pass_fails_its_requests_instead_of_hanging() -> None:
-    batcher = MicroBatcher()
+    batcher = MicroBatcher(classify_pictures)
     layer = DenseLayer(np.zeros((100, 10), np.float32), np.zeros(10, np.float32), "softmax")
     broken = LoadedModel("mnist", 1, DenseModel((layer,)), {})  # 100 inputs: the product raises
-    calls = [batcher.probabilities(broken, image) for image in images(2)]
+    calls = [batcher.classify(broken, image) for image in images(2)]
     results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2)
     assert all(isinstance(r, ValueError) for r in results)
 
@@ -122,9 +121,9 @@ async def test_a_failed_pass_fails_its_requests_instead_of_hanging() -> None:
 async def test_an_image_that_breaks_preprocessing_fails_only_its_request() -> None:
     model, x = loaded(0, 1), images(3)
     odd = Picture(np.zeros((28, 28, 3), np.uint8))  # not (H, W): the stacked pass raises
-    batcher = MicroBatcher()
+    batcher = MicroBatcher(classify_pictures)
     before = passes()
-    calls = [batcher.probabilities(model, i) for i in (x[0], odd, x[1], x[2])]
+    calls = [batcher.classify(model, i) for i in (x[0], odd, x[1], x[2])]
     rows = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2)
     assert isinstance(rows[1], Exception) and not isinstance(rows[1], BlankImage)
     np.testing.assert_allclose(

@@ -1,0 +1,72 @@
+"""The architecture as tests: pure modules import no web framework and no metrics, and the
+service's modules import each other without a cycle."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PURE = [
+    "service.errors",
+    "service.imaging.decode",
+    "service.imaging.png",
+    "service.imaging.ink",
+    "service.imaging.components",
+    "service.imaging.mnist",
+    "service.runtime",
+    "service.store",
+]
+EDGE = ("fastapi", "starlette", "prometheus_client", "uvicorn")
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_a_pure_module_imports_no_web_framework_and_no_metrics(module: str) -> None:
+    code = f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    loaded = set(ast.literal_eval(done.stdout.strip()))
+    assert not loaded & set(EDGE), f"{module} pulls in {sorted(loaded & set(EDGE))}"
+
+
+def imports_of(path: Path) -> set[str]:
+    """The service.* modules a module imports at run time (TYPE_CHECKING blocks aside)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("service"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("service"))
+    return found
+
+
+def test_service_modules_import_each_other_without_a_cycle() -> None:
+    modules = {
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in (REPO / "service").rglob("*.py")
+    }
+    graph = {name: imports_of(path) & set(modules) for name, path in modules.items()}
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = "open"
+        for target in sorted(graph[name]):
+            if state.get(target) == "open":
+                cycle = trail[trail.index(target) :] + [target]
+                pytest.fail(f"import cycle: {' -> '.join(cycle)}")
+            if target not in state:
+                visit(target, [*trail, target])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert "service.inference" in graph and graph["service.batching"]
