@@ -6,9 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.batching import MicroBatcher
 from service.registry import ModelRegistry
-from service.settings import Settings
 
 
 # `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop
@@ -20,16 +18,3 @@ async def get_registry(request: Request) -> ModelRegistry:
 
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 
-
-async def get_settings(request: Request) -> Settings:
-    """The settings the app was built with."""
-    return request.app.state.settings
-
-
-async def get_batcher(request: Request) -> MicroBatcher:
-    """The micro-batcher concurrent predictions share."""
-    return request.app.state.batcher
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]

@@ -43,12 +43,10 @@ INLINE_PIXELS = 128 * 128  # decoded on the event loop at most (well under a mil
 
 @dataclass(frozen=True)
 class Reading:
-    """The model's output (10,) for one upload and, when asked for, what it saw: the
-    sample (784,) float32 and the digit's box in the upload."""
+    """The model's output (10,) for one upload and, when asked for, what it saw."""
 
     probabilities: np.ndarray
-    sample: np.ndarray | None = None
-    box: Box | None = None
+    explanation: Explanation | None = None
 
 
 async def _run(offload: bool, function: Callable[..., T], *args: Any) -> T:
@@ -92,9 +90,7 @@ def _read_picture(loaded: LoadedModel, picture: Picture, explain: bool) -> Readi
     probabilities, samples = classify_pictures(loaded, [picture])
     if samples.blank[0]:
         raise BlankImage.no_digit()
-    if not explain:
-        return Reading(probabilities[0])
-    return Reading(probabilities[0], samples.rows[0], samples.boxes[0])
+    return Reading(probabilities[0], _explain(samples, 0) if explain else None)
 
 
 def _read_alone(loaded: LoadedModel, data: bytes, max_pixels: int, explain: bool) -> Reading:

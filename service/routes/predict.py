@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.batching import MicroBatcher
-from service.inference import classify_batch, explanation, predictions, read_upload
+from service.inference import classify_batch, predictions, read_upload
 from service.registry import LoadedModel, ModelRegistry
 from service.routes.errors import error_responses
 from service.schemas import BatchPrediction, Prediction
@@ -93,10 +93,7 @@ async def predict(
     reading = await read_upload(
         loaded, data, settings.max_pixels, settings.offload_bytes, batcher, explain
     )
-    note = None
-    if reading.sample is not None and reading.box is not None:
-        note = explanation(reading.sample, reading.box)
-    return _json(predictions(loaded, reading.probabilities[None], [note])[0])
+    return _json(predictions(loaded, reading.probabilities[None], [reading.explanation])[0])
 
 
 @router.post("/batch", response_model=BatchPrediction, responses=ERRORS, openapi_extra=BATCH_BODY)
