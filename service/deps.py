@@ -17,4 +17,3 @@ async def get_registry(request: Request) -> ModelRegistry:
 
 
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
-

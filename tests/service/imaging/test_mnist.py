@@ -18,6 +18,7 @@ from service.imaging.mnist import (
     centre_by_mass,
     fit,
     normalise_strokes,
+    plain_digit,
     plain_digits,
     stroke_width,
     to_mnist_many,
@@ -212,3 +213,33 @@ def test_a_replicated_digit_reads_as_the_original_and_boxes_the_upload() -> None
         enlarged.boxes[0] or (0, 0, 0, 0),
     )
     assert (big_left, big_top, big_width, big_height) == (3 * left, 3 * top, 3 * width, 3 * height)
+
+
+def test_plain_digits_tells_mnist_digits_from_the_rest_in_a_stack() -> None:
+    digit = a_digit()
+    small = np.zeros((28, 28), np.uint8)
+    small[6:24, 12:15] = 255  # an 18 px box: not MNIST's 20
+    wide = np.zeros((28, 28), np.uint8)
+    wide[4:25, 13:16] = 255  # 21 px: still MNIST's (19-21)
+    faint = (digit // 2).astype(np.uint8)  # peak 127: brought to 1
+    noise = np.random.default_rng(0).integers(1, 255, (28, 28)).astype(np.uint8)
+    stack = np.stack([digit, 255 - digit, small, wide, faint, noise, np.zeros_like(digit)])
+    fields, boxes = plain_digits(stack)
+    assert boxes == [(8, 4, 8, 20), (8, 4, 8, 20), None, (13, 4, 3, 21), (8, 4, 8, 20), None, None]
+    np.testing.assert_array_equal(fields[0], fields[1])  # dark on white is the same digit
+    np.testing.assert_allclose(fields[4], fields[0], atol=1 / 127)
+    assert fields[0].max() == 1.0
+    for image in stack:  # one image alone goes its own way, to the same answer
+        alone_field, alone_box = plain_digit(image)
+        together = plain_digits(np.stack([image, image]))
+        assert alone_box == together[1][0]
+        if alone_box is not None:
+            np.testing.assert_allclose(alone_field, together[0][0], atol=1e-6)
+
+
+def test_a_light_digit_is_plain_even_when_its_ink_covers_almost_half_the_frame() -> None:
+    bold = np.zeros((28, 28), np.uint8)
+    bold[4:24, 4:24] = 255
+    bold[4:24, 10:18] = 0  # 20x20 with 40% of the frame inked, not 'dark ink on white'
+    assert plain_digit(bold)[1] == (4, 4, 20, 20)
+    assert plain_digits(np.stack([bold, bold]))[1] == [(4, 4, 20, 20)] * 2
