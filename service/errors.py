@@ -33,10 +33,6 @@ class ImageTooLarge(ServiceError):
     status, code = 413, "image_too_large"
 
 
-class PayloadTooLarge(ServiceError):
-    status, code = 413, "payload_too_large"
-
-
 class TooManyImages(ServiceError):
     status, code = 413, "too_many_images"
 

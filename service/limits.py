@@ -10,11 +10,12 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge
 from service.routes.errors import error_response
 
 # Probes and scrapes must answer even when the worker is saturated.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Most bytes of a refused body read (and dropped) so that its client gets the 413.
+DRAIN_BYTES = 64 * 1024 * 1024
 
 
 async def send_json_error(
@@ -27,8 +28,17 @@ async def send_json_error(
 
 
 class BodySizeLimit:
-    """413 for a declared Content-Length over the cap before reading anything, and for a
-    chunked body as soon as the bytes received pass the cap."""
+    """Read the request body whole, at most `max_bytes`, before the app runs; the app then
+    gets it as one message. 413 for a declared Content-Length over the cap (at once when
+    the client waits for `100 Continue`), and for a chunked body as soon as the bytes
+    received pass the cap.
+
+    Reading first is what makes the guards inside fair: a client still sending holds no
+    in-flight slot (`InFlightLimit`), only its connection. A refused body is drained, up
+    to DRAIN_BYTES, before the 413 is sent: a client that writes its whole body before
+    reading (urllib, requests) would otherwise meet a reset (the kernel answers unread
+    data with RST) instead of the answer.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -37,30 +47,57 @@ class BodySizeLimit:
     def _too_large(self) -> str:
         return f"the request body is over the limit of {self.max_bytes} bytes"
 
+    async def _refuse(self, receive: Receive, send: Send, received: int, drain: bool) -> None:
+        while drain and received <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        headers = {"Connection": "close"}
+        await send_json_error(send, 413, "payload_too_large", self._too_large(), headers)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await send_json_error(send, 413, "payload_too_large", self._too_large())
+            # Draining a body sent after `100 Continue` would ask for it first: refuse at once.
+            waits = headers.get(b"expect", b"").lower() == b"100-continue"
+            drain = not waits and int(declared) <= DRAIN_BYTES
+            return await self._refuse(receive, send, 0, drain)
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    # Raised inside the app, so its error handler answers with JSON.
-                    raise PayloadTooLarge(self._too_large())
-            return message
+            if message["type"] != "http.request":
+                return  # the client left before its body arrived: nobody to answer
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                return await self._refuse(receive, send, received, message.get("more_body"))
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        delivered = False
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()  # after the body: only `http.disconnect` comes
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 class InFlightLimit:
     """At most `limit` requests at once in this worker; beyond it 503 with Retry-After
-    instead of an unbounded queue."""
+    instead of an unbounded queue. Inside `BodySizeLimit`, so a request counts only once
+    its body has arrived: slow senders cannot hold the slots."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
