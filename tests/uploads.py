@@ -52,3 +52,14 @@ def gif_bomb(side: int = 20000) -> bytes:
     Image.new("L", (4, 4)).save(out, format="GIF")
     small = out.getvalue()
     return small[:6] + struct.pack("<HH", side, side) + small[10:]
+
+
+def jpeg_repeating_a_scan(side: int, repeats: int) -> bytes:
+    """A progressive greyscale JPEG side x side whose last scan comes `repeats` times: the
+    decoder does that scan's work each time (issue 15's reproducer: 9000x9000, 3,000)."""
+    out = io.BytesIO()
+    Image.new("L", (side, side), 255).save(out, format="JPEG", progressive=True, quality=50)
+    data = out.getvalue()
+    last_scan = data.rindex(b"\xff\xda")
+    scan = data[last_scan:-2]  # up to the end-of-image marker
+    return data[:last_scan] + scan * repeats + b"\xff\xd9"

@@ -24,6 +24,19 @@ from service.imaging.png import SIGNATURE, plain_grey_png, plain_grey_pngs
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 WORKING_SIZE = 256  # pixels on the longer side that later steps work on, at most about
+# A progressive JPEG is decoded once per scan, at its full stored size whatever the scaled
+# decoding: libjpeg's default script writes 10 scans, and a 9000x9000 file repeating one
+# scan 3,000 times burned 16 s of CPU (issue 15). libjpeg-turbo advises a scan limit for
+# untrusted files (TJPARAM_SCANLIMIT; its fuzzers use 500); ours bounds the scans and the
+# work, scans x stored pixels: 512 M is a 48 MP phone photo of 10 scans, or 9000x9000 of
+# 6, about a quarter of a second here (tests/service/imaging/test_decode.py times it).
+MAX_JPEG_SCANS = 64
+# Longest side opened, in pixels (WebP's own limit is 16,383). Pillow keeps one allocation
+# per row: a 24 KB PNG of 1 x 8,388,608 pixels, under the pixel limit, cost 190 MB and
+# 0.3 s of decoding; no picture of a digit is that thin.
+MAX_SIDE = 16_384
+MAX_JPEG_SCAN_PIXELS = 512 * 1024 * 1024
+_START_OF_SCAN = b"\xff\xda"  # never inside entropy-coded data, where 0xFF is stuffed
 
 # Magic bytes of the formats we read, to say "truncated" rather than "unknown".
 _OWN_FORMATS = (
@@ -106,7 +119,13 @@ def _decode_with_pillow(data: bytes, max_pixels: int) -> Picture:
         raise UndecodableImage("the upload is empty: send the bytes of a PNG or JPEG image")
     image = _open(data, max_pixels)
     width, height = image.size
+    if max(width, height) > MAX_SIDE:
+        raise ImageTooLarge(
+            f"the image is {width}x{height} pixels, over the limit of {MAX_SIDE} pixels a "
+            "side: send the digit as a picture of ordinary proportions"
+        )
     if image.format == "JPEG":
+        check_jpeg_scans(data, width * height)
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale, in greyscale: a 12 MP photo then
         # costs a fraction of the time and memory (and passes the pixel limit, which counts
         # the pixels actually decoded), and a digit needs far fewer pixels.
@@ -182,6 +201,22 @@ def _picture(image: Image.Image, stored_width: int) -> Picture:
     if alpha.min() == alpha.max():  # all 0 (a 32-bit BMP), all 255, or any single value
         return Picture(grey, None, scale)
     return Picture(grey, alpha, scale)
+
+
+def check_jpeg_scans(data: bytes, stored_pixels: int) -> None:
+    """Refuse (ImageTooLarge), before decoding, a JPEG of more than MAX_JPEG_SCANS scans
+    or of more than MAX_JPEG_SCAN_PIXELS scans x stored pixels (width x height in the file).
+
+    Counts Start-Of-Scan markers over the whole file: an upper bound on the scans (an EXIF
+    thumbnail adds its own), as JPEG stuffs every 0xFF byte of the compressed data (ITU-T
+    T.81, B.1.1.5), so no marker hides in it."""
+    scans = data.count(_START_OF_SCAN)
+    if scans > MAX_JPEG_SCANS or scans * stored_pixels > MAX_JPEG_SCAN_PIXELS:
+        raise ImageTooLarge(
+            f"the JPEG has {scans} scans of {stored_pixels} pixels, over the limits of "
+            f"{MAX_JPEG_SCANS} scans and {MAX_JPEG_SCAN_PIXELS} scans x pixels: save it "
+            "smaller, or as a baseline JPEG or a PNG"
+        )
 
 
 def orientation(image: Image.Image) -> int:

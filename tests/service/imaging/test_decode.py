@@ -10,8 +10,16 @@ import pytest
 from PIL import Image
 
 from service.errors import ImageTooLarge, UndecodableImage, UnsupportedImage
-from service.imaging.decode import WORKING_SIZE, Picture, declared_pixels, decode, decode_many
-from tests.uploads import gif_bomb, png, png_header_only
+from service.imaging.decode import (
+    MAX_JPEG_SCANS,
+    MAX_SIDE,
+    WORKING_SIZE,
+    Picture,
+    declared_pixels,
+    decode,
+    decode_many,
+)
+from tests.uploads import gif_bomb, jpeg_repeating_a_scan, png, png_header_only
 
 LIMIT = 16_000_000
 
@@ -231,3 +239,39 @@ def test_declared_pixels_reads_only_the_header() -> None:
     assert declared_pixels(encode(Image.new("RGB", (300, 200)), "JPEG")) == 60_000
     assert declared_pixels(gif_bomb(5000)) == 25_000_000
     assert declared_pixels(b"not an image") is None
+
+
+def test_a_jpeg_repeating_a_scan_is_refused_before_decoding() -> None:
+    data = jpeg_repeating_a_scan(9000, 3000)  # issue 15: 16.5 s of CPU after its 504
+    with pytest.raises(
+        ImageTooLarge, match="the JPEG has 3005 scans .* over the limits of 64 scans"
+    ):
+        decode(data, LIMIT)
+
+
+def test_scans_times_stored_pixels_is_bounded_even_within_the_scan_count() -> None:
+    assert 7 <= MAX_JPEG_SCANS
+    with pytest.raises(ImageTooLarge, match="7 scans of 81000000 pixels"):
+        decode(jpeg_repeating_a_scan(9000, 2), 8_388_608)
+    # The same picture with one scan fewer is within the work bound: scaled, not refused.
+    assert decode(jpeg_repeating_a_scan(9000, 1), 8_388_608).grey.shape == (225, 225)
+
+
+def test_a_baseline_jpeg_counts_its_scans_and_passes() -> None:
+    out = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(out, format="JPEG")
+    assert out.getvalue().count(b"\xff\xda") == 1
+    assert decode(out.getvalue(), LIMIT).grey.shape == (64, 64)
+
+
+@pytest.mark.parametrize("size", [(1, 8_388_608), (MAX_SIDE + 1, 2)])
+def test_a_side_over_the_limit_is_refused_before_decoding(size: tuple[int, int]) -> None:
+    data = encode(Image.new("I;16", size), "PNG")  # issue 15: 24 KB, 190 MB to decode
+    with pytest.raises(ImageTooLarge, match=f"over the limit of {MAX_SIDE} pixels a side"):
+        decode(data, LIMIT)
+
+
+def test_a_16_bit_image_at_the_side_limit_is_reduced_like_an_8_bit_one() -> None:
+    picture = decode(encode(Image.new("I;16", (MAX_SIDE, 64), 40_000), "PNG"), LIMIT)
+    assert picture.grey.shape == (1, WORKING_SIZE)
+    assert picture.scale == MAX_SIDE / WORKING_SIZE
