@@ -22,6 +22,10 @@ import h5py
 import numpy as np
 
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # a zip bomb must not get past the archive reader
+# Weights a model may hold, all layers (float32: 64 MiB). The course's 784-512-10 network
+# has 407,050; HDF5 declares a dataset's shape apart from its bytes, so a 30 KB file can
+# ask for a 784 x 262,144 kernel (833 MB read as zeros): shapes are checked before data.
+MAX_PARAMETERS = 16 * 1024 * 1024
 ALLOWED_LAYERS = {"InputLayer", "Dense"}
 
 
@@ -98,11 +102,25 @@ def load_keras(path: Path) -> DenseModel:
             weights = _member(archive, "model.weights.h5")
     except (OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
         raise UnsupportedModel(f"{path}: not a readable .keras archive ({exc})") from exc
-    specs = _dense_specs(config, path)
+    try:
+        specs = _dense_specs(config, path)
+    except (AttributeError, TypeError) as exc:  # a config of the wrong shape: not a dict...
+        raise UnsupportedModel(f"{path}: config.json is not a Keras model config ({exc})") from exc
     try:
         with h5py.File(io.BytesIO(weights), "r") as h5:
-            layers = tuple(_read_layer(h5, i, units, act) for i, (units, act) in enumerate(specs))
-    except (OSError, KeyError, ValueError) as exc:
+            groups = [_weights(h5, i, units) for i, (units, _) in enumerate(specs)]
+            declared = sum(kernel.size + bias.size for kernel, bias in groups)
+            if declared > MAX_PARAMETERS:
+                raise ValueError(f"{declared} weights declared, over {MAX_PARAMETERS}")
+            layers = tuple(
+                DenseLayer(
+                    np.ascontiguousarray(kernel[()], dtype=np.float32),
+                    np.asarray(bias[()], dtype=np.float32),
+                    activation,
+                )
+                for (kernel, bias), (_, activation) in zip(groups, specs, strict=True)
+            )
+    except (OSError, KeyError, ValueError, TypeError, MemoryError) as exc:
         raise UnsupportedModel(f"{path}: weights do not match the config ({exc})") from exc
     _check_shapes(layers, path)
     return DenseModel(layers)
@@ -131,20 +149,29 @@ def _dense_specs(config: dict[str, Any], path: Path) -> list[tuple[int, str]]:
                 raise UnsupportedModel(f"{path}: activation {activation!r} is not supported")
             if cfg.get("use_bias") is False:
                 raise UnsupportedModel(f"{path}: Dense without bias is not supported")
-            specs.append((int(cfg["units"]), activation))
+            units = cfg.get("units")
+            if not isinstance(units, int) or not 0 < units <= MAX_PARAMETERS:
+                raise UnsupportedModel(f"{path}: Dense units {units!r} is not a usable size")
+            specs.append((units, activation))
     if not specs:
         raise UnsupportedModel(f"{path}: no Dense layers")
     return specs
 
 
-def _read_layer(h5: h5py.File, index: int, units: int, activation: str) -> DenseLayer:
+def _weights(h5: h5py.File, index: int, units: int) -> tuple[h5py.Dataset, h5py.Dataset]:
+    """The kernel and bias datasets of Dense layer `index`, their shapes and dtypes checked
+    against the config from the HDF5 metadata alone (ValueError), no data read."""
     # Keras 3 names weight groups by class in model order: dense, dense_1, dense_2, ...
     group = h5["layers"]["dense" if index == 0 else f"dense_{index}"]["vars"]
-    kernel = np.asarray(group["0"], dtype=np.float32)
-    bias = np.asarray(group["1"], dtype=np.float32)
-    if kernel.ndim != 2 or kernel.shape[1] != units or bias.shape != (units,):
+    kernel, bias = group["0"], group["1"]
+    if not (isinstance(kernel, h5py.Dataset) and isinstance(bias, h5py.Dataset)):
+        raise ValueError(f"layer {index}: weights are not datasets")
+    for dataset in (kernel, bias):
+        if dataset.dtype.kind != "f" or dataset.dtype.itemsize > 8:
+            raise ValueError(f"layer {index}: weights of type {dataset.dtype}, not float")
+    if len(kernel.shape) != 2 or kernel.shape[1] != units or bias.shape != (units,):
         raise ValueError(f"layer {index}: kernel {kernel.shape}, bias {bias.shape}, units {units}")
-    return DenseLayer(np.ascontiguousarray(kernel), bias, activation)
+    return kernel, bias
 
 
 def _check_shapes(layers: tuple[DenseLayer, ...], path: Path) -> None:

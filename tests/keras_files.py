@@ -63,3 +63,19 @@ def publish_layers(store: Store, layers: list[Layer], accuracy: float = 0.9) -> 
     with store.publishing() as staging:
         write_keras(staging / "model.keras", layers)
         return store.commit(staging, {"metrics": {"accuracy": accuracy}, "recipe": {"name": "t"}})
+
+
+def write_keras_declaring(path: Path, kernel_shape: tuple[int, int], dtype: str = "f4") -> None:
+    """A `.keras` of one Dense layer whose kernel declares `kernel_shape` in its HDF5
+    metadata but stores no bytes (HDF5 reads its fill value): a small file, a huge read."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        group = h5.create_group("layers/dense/vars")
+        group.create_dataset("0", shape=kernel_shape, dtype=dtype)
+        group.create_dataset("1", shape=(kernel_shape[1],), dtype=dtype)
+    kernel = np.zeros((kernel_shape[0], 1), np.float32)
+    config = keras_config([(kernel, np.zeros(1, np.float32), "softmax")])
+    config["config"]["layers"][1]["config"]["units"] = kernel_shape[1]
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", buffer.getvalue())

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from service.runtime import UnsupportedModel, load_keras
+from service.runtime import MAX_PARAMETERS, UnsupportedModel, load_keras
 from tests.conftest import SeedRun
-from tests.keras_files import keras_config, random_layers, write_keras
+from tests.keras_files import keras_config, random_layers, write_keras, write_keras_declaring
 
 
 def test_forward_pass_matches_a_hand_computation(tmp_path: Path) -> None:
@@ -56,6 +58,45 @@ def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
     config["config"]["layers"][1]["config"]["units"] = 64
     write_keras(tmp_path / "m.keras", layers, config)
     with pytest.raises(UnsupportedModel, match="weights do not match the config"):
+        load_keras(tmp_path / "m.keras")
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((784, 262_144), f"205783040 weights declared, over {MAX_PARAMETERS}"),  # issue 15: 833 MB
+        ((784, 2**31), "not a usable size"),  # a MemoryError escaped the loader
+    ],
+)
+def test_shapes_are_checked_from_the_metadata_before_any_weight_is_read(
+    tmp_path: Path, shape: tuple[int, int], message: str
+) -> None:
+    write_keras_declaring(tmp_path / "m.keras", shape)
+    assert (tmp_path / "m.keras").stat().st_size < 64 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnsupportedModel, match=message):
+            load_keras(tmp_path / "m.keras")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024
+
+
+def test_weights_that_are_not_floats_are_refused(tmp_path: Path) -> None:
+    write_keras_declaring(tmp_path / "m.keras", (784, 10), dtype="S8")
+    with pytest.raises(UnsupportedModel, match="weights of type |S8, not float"):
+        load_keras(tmp_path / "m.keras")
+
+
+@pytest.mark.parametrize("config", [[], {"class_name": "Sequential", "config": []}, "model"])
+def test_a_config_of_the_wrong_shape_is_an_unsupported_model(
+    tmp_path: Path, config: object
+) -> None:
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", b"")
+    with pytest.raises(UnsupportedModel):
         load_keras(tmp_path / "m.keras")
 
 
