@@ -72,3 +72,9 @@ class VersionUnavailable(ServiceError):
 
 class ModelNotReady(ServiceError):
     status, code = 503, "model_not_ready"
+
+
+class StoreUnavailable(ServiceError):
+    """The model store (its folder, or its aliases.json) cannot be read or parsed."""
+
+    status, code = 503, "store_unavailable"

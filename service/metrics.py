@@ -82,6 +82,11 @@ MODEL_LOADS = Counter("mnist_model_loads", "Model versions loaded and swapped in
 MODEL_LOAD_FAILURES = Counter(
     "mnist_model_load_failures", "Model versions that failed verification, parsing or warm-up."
 )
+STORE_READ_FAILURES = Counter(
+    "mnist_store_read_failures",
+    "Polls of the model store that could not read it (its folder or aliases.json); the "
+    "served version stays.",
+)
 
 
 def record_served(name: str, version: int, previous: int | None, accuracy: float | None) -> None:

@@ -99,7 +99,8 @@ class ModelRegistry:
             try:
                 target = self.store.target(self.alias)
             except StoreUnreadable as exc:
-                log.warning("store unreadable, keeping the served version: %s", exc)
+                metrics.STORE_READ_FAILURES.inc()
+                log.error("store unreadable, keeping the served version: %s", exc.detail)
                 return False
             served = self.current.version if self.current else None
             if target is None or target == served or target in self._failed:

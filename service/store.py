@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.errors import StoreUnavailable
+
 VERSION_RE = re.compile(r"[1-9][0-9]*")
 MANIFEST = "manifest.json"
 
 
-class StoreUnreadable(Exception):
-    """A file of the store could not be read or parsed."""
+class StoreUnreadable(StoreUnavailable):
+    """A file or folder of the store could not be read or parsed: answered 503 where a
+    request meets it; a version's own files failing is the caller's 409."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +36,15 @@ class ModelStore:
         return self.root / self.name
 
     def versions(self) -> list[int]:
-        """Published versions, ascending; anything not named like one is ignored."""
+        """Published versions, ascending; anything not named like one is ignored. `[]`
+        when the model folder does not exist yet; StoreUnreadable when it cannot be read
+        (a folder that is a file, no permission, a symlink loop...)."""
         try:
             entries = list(self.dir.iterdir())
-        except OSError:
+        except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise StoreUnreadable(f"{self.dir}: {type(exc).__name__}: {exc.strerror}") from exc
         return sorted(int(p.name) for p in entries if VERSION_RE.fullmatch(p.name) and p.is_dir())
 
     def aliases(self) -> dict[str, int]:
@@ -91,11 +98,12 @@ class ModelStore:
         }
         problems = [f"{name}: missing" for name in sorted(set(expected) - set(actual))]
         problems += [f"{name}: not in manifest" for name in sorted(set(actual) - set(expected))]
-        problems += [
-            f"{name}: checksum mismatch"
-            for name in sorted(set(actual) & set(expected))
-            if _sha256(actual[name]) != expected[name]
-        ]
+        for name in sorted(set(actual) & set(expected)):
+            try:
+                if _sha256(actual[name]) != expected[name]:
+                    problems.append(f"{name}: checksum mismatch")
+            except OSError as exc:
+                problems.append(f"{name}: unreadable ({exc.strerror})")
         return problems
 
 

@@ -26,6 +26,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     promote.add_argument("--alias", default="production")
     rollback = sub.add_parser("rollback", help="point an alias back at its previous version")
     rollback.add_argument("--alias", default="production")
+    promote.add_argument(
+        "--force",
+        action="store_true",
+        help="move the alias even if the version fails its checksums (servers will refuse "
+        "to load it)",
+    )
     verify = sub.add_parser("verify", help="check files against manifest checksums")
     verify.add_argument("version", type=int, nargs="?")
     prune = sub.add_parser("prune", help="delete old versions (never aliased ones)")
@@ -74,8 +80,29 @@ def cmd_show(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_before_moving(store: Store, version: int, alias: str, force: bool) -> bool:
+    """Whether `alias` may move to `version`: its files match its manifest, or `force`
+    (said in the output). A failing version is refused with one line on stderr."""
+    problems = store.verify(version)
+    if not problems:
+        return True
+    listed = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+    if force:
+        print(f"warning: --force: version {version} fails its checksums ({listed})")
+        return True
+    print(f"mnist-models: error: version {version} fails its checksums ({listed}); {alias!r} "
+          "not moved (servers would refuse to load it; --force moves it anyway)",
+          file=sys.stderr)  # fmt: skip
+    return False
+
+
 def cmd_promote(store: Store, args: argparse.Namespace) -> int:
-    """Point the alias at the version, remembering the one it named for `rollback`."""
+    """Point the alias at the version, once its checksums pass, remembering the one it
+    named for `rollback`."""
+    if args.version not in store.versions():
+        raise StoreError(f"no version {args.version} in {store.dir}")
+    if not _check_before_moving(store, args.version, args.alias, args.force):
+        return 1
     previous = store.set_alias(args.alias, args.version)
     print(f"{args.alias!r}: {previous if previous is not None else 'unset'} -> {args.version}")
     return 0

@@ -26,12 +26,12 @@ STATUSES = {
     400: "undecodable or truncated image, or a malformed form",
     404: "no such version",
     408: "the request body did not arrive in time",
-    409: "the version exists but fails its checksums or does not load",
+    409: "the version exists but cannot be read, fails its checksums or does not load",
     413: "too many bytes, pixels or images",
     415: "not an image type we accept",
     422: "missing field, no digit found, or a bad parameter",
     500: "the server failed",
-    503: "no model loaded yet, or the server is busy (Retry-After)",
+    503: "no model loaded yet, the model store cannot be read, or the server is busy",
     504: "the answer was not ready in time",
 }
 GUARDS = (408, 413, 422, 500, 503, 504)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from service.deps import RegistryDep
+from service.errors import VersionUnavailable
 from service.registry import ModelRegistry, version_not_found
 from service.routes.errors import error_responses
 from service.schemas import ModelsOverview, VersionInfo
@@ -15,11 +16,10 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 def _overview(registry: ModelRegistry) -> ModelsOverview:
+    """StoreUnreadable (503) when the store's folder or aliases.json cannot be read: an
+    empty answer would say the store is empty."""
     store = registry.store
-    try:
-        aliases = store.aliases()
-    except StoreUnreadable:
-        aliases = {}
+    aliases = store.aliases()
     current = registry.current
     return ModelsOverview(
         model=store.name,
@@ -36,8 +36,8 @@ def _version_info(registry: ModelRegistry, version: int) -> VersionInfo:
         raise version_not_found(registry.store, version)
     try:
         manifest = registry.store.manifest(version)
-    except StoreUnreadable:
-        manifest = None
+    except StoreUnreadable as exc:
+        raise VersionUnavailable(f"{registry.store.name} version {version}: {exc}") from exc
     return VersionInfo(
         version=version,
         aliases=sorted(a for a, v in overview.aliases.items() if v == version),
@@ -46,13 +46,13 @@ def _version_info(registry: ModelRegistry, version: int) -> VersionInfo:
     )
 
 
-@router.get("")
+@router.get("", responses=error_responses())
 async def list_models(registry: RegistryDep) -> ModelsOverview:
     """Versions in the store, its aliases, and the version being served."""
     return await run_in_threadpool(_overview, registry)
 
 
-@router.get("/{version}", responses=error_responses(404))
+@router.get("/{version}", responses=error_responses(404, 409))
 async def show_model(registry: RegistryDep, version: int = Path(ge=1)) -> VersionInfo:
     """One version: its aliases, whether it is served, and its manifest."""
     return await run_in_threadpool(_version_info, registry, version)

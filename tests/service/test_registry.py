@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from service import metrics
 from service.errors import ModelNotReady, VersionNotFound, VersionUnavailable
 from service.registry import ModelRegistry
 from service.store import ModelStore
@@ -66,8 +67,10 @@ def test_broken_aliases_file_keeps_the_served_version(tiny_store: Store) -> None
     registry = registry_for(tiny_store)
     registry.refresh()
     (tiny_store.dir / "aliases.json").write_text("{oops")
+    failures = metrics.STORE_READ_FAILURES._value.get()
     assert registry.refresh() is False
     assert registry.get().version == 1
+    assert metrics.STORE_READ_FAILURES._value.get() == failures + 1  # a metric says so
 
 
 def test_nothing_to_serve_is_model_not_ready(tmp_path) -> None:

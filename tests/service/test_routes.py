@@ -17,6 +17,7 @@ from tests.uploads import png, rgba_strokes
 from training.store import Store
 
 MakeClient = Callable[..., TestClient]
+PNG = {"content-type": "image/png"}
 
 
 def digit_png() -> bytes:
@@ -387,3 +388,61 @@ def test_a_dim_sheet_without_a_digit_is_422_not_a_guess(client: TestClient) -> N
     assert response.status_code == 422
     assert response.json()["error"] == "blank_image"
     assert response.json()["detail"].startswith("no digit found")
+
+
+def _store_folder_unreadable(store: Store) -> None:
+    """Make the model folder unreadable even to root: a symlink to itself (ELOOP)."""
+    store.dir.rename(store.dir.with_name("moved"))
+    store.dir.symlink_to(store.dir.name)
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/models/1", "/v1/predict?version=2"])
+def test_an_unreadable_store_is_503_not_an_empty_answer(
+    tiny_store: Store, make_client: MakeClient, path: str
+) -> None:
+    client = make_client(tiny_store)
+    _store_folder_unreadable(tiny_store)
+    response = (
+        client.post(path, content=digit_png(), headers=PNG)
+        if "predict" in path
+        else client.get(path)
+    )
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["error"] == "store_unavailable"
+    assert "Too many levels of symbolic links" in body["detail"]
+    # The served version keeps answering from memory.
+    assert client.post("/v1/predict", content=digit_png(), headers=PNG).status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("aliases", ['{"production": 1e400}', "[" * 100_000 + "]" * 100_000])
+def test_a_damaged_aliases_file_is_503_in_the_json_error_shape(
+    tiny_store: Store, make_client: MakeClient, aliases: str
+) -> None:
+    client = make_client(tiny_store)
+    (tiny_store.dir / "aliases.json").write_text(aliases)
+    for path in ("/v1/models", "/v1/models/1"):
+        response = client.get(path)
+        assert response.status_code == 503
+        assert response.json()["error"] == "store_unavailable"
+        assert "aliases.json" in response.json()["detail"]
+
+
+def test_a_version_with_an_unreadable_file_is_409(
+    tiny_store: Store, make_client: MakeClient
+) -> None:
+    publish_layers(tiny_store, random_layers(seed=2))
+    client = make_client(tiny_store)  # serves version 2
+    manifest = tiny_store.dir / "1" / "manifest.json"
+    manifest.unlink()
+    manifest.symlink_to("manifest.json")  # unreadable: ELOOP
+    model = tiny_store.dir / "1" / "model.keras"
+    model.unlink()
+    model.symlink_to("model.keras")
+    for response in (
+        client.get("/v1/models/1"),
+        client.post("/v1/predict?version=1", content=digit_png(), headers=PNG),
+    ):
+        assert response.status_code == 409, response.text
+        assert response.json()["error"] == "version_unavailable"

@@ -89,3 +89,27 @@ def test_a_store_that_does_not_exist_is_an_error_not_an_empty_store(
     assert main(["--store", str(missing), *command]) == 1
     assert capsys.readouterr().err.startswith(f"mnist-models: error: no store at {missing}")
     assert not missing.exists()  # nothing created by asking
+
+
+def test_promote_refuses_a_version_that_fails_its_checksums(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(store, "promote", "1") == 0
+    (store.dir / "2" / "model.keras").write_text("tampered")
+    assert run(store, "promote", "2") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mnist-models: error: version 2 fails its checksums (model.keras: sha256")
+    assert "'production' not moved" in err and "--force moves it anyway" in err
+    assert store.aliases() == {"production": 1}
+    assert run(store, "promote", "2", "--force") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("warning: --force: version 2 fails its checksums")
+    assert out.endswith("'production': 1 -> 2\n")
+    assert store.aliases() == {"production": 2}
+
+
+def test_promote_names_a_version_that_does_not_exist(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(store, "promote", "9") == 1
+    assert "no version 9 in" in capsys.readouterr().err
