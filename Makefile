@@ -11,8 +11,8 @@ PORT ?= 8000
 # (CI); elsewhere those tests skip with a note saying what to install.
 # The browser test uses Debian's Chromium unless CHROMIUM names another Chromium-based browser.
 # The DejaVu fonts render the typed digits of bench/wild.py (and the page's screenshots).
-SYSTEM_PROGRAMS := prometheus promtool prometheus-pushgateway wrk $(if $(CHROMIUM),,chromium)
-SYSTEM_PACKAGES := prometheus prometheus-pushgateway wrk fonts-dejavu-core $(if $(CHROMIUM),,chromium)
+SYSTEM_PROGRAMS := prometheus promtool prometheus-pushgateway wrk nginx $(if $(CHROMIUM),,chromium)
+SYSTEM_PACKAGES := prometheus prometheus-pushgateway wrk nginx fonts-dejavu-core $(if $(CHROMIUM),,chromium)
 FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 install: $(VENV)/.installed

@@ -93,14 +93,18 @@ def test_dockerignore_keeps_the_context_small() -> None:
 
 def test_compose_wiring() -> None:
     services = load_compose()["services"]
-    assert set(services) == {"trainer", "api", "prometheus", "pushgateway", "grafana"}
+    assert set(services) == {"trainer", "api", "proxy", "prometheus", "pushgateway", "grafana"}
     api, trainer = services["api"], services["trainer"]
     assert api["build"]["target"] == "serve" and trainer["build"]["target"] == "train"
     assert "models:/models:ro" in api["volumes"] and "models:/models" in trainer["volumes"]
     assert api["depends_on"]["trainer"]["condition"] == "service_completed_successfully"
     assert "--if-empty" in trainer["command"]  # so a filled store starts the api at once
     assert "/readyz" in " ".join(api["healthcheck"]["test"])
-    assert api["ports"] == ["8000:8000"]
+    assert "ports" not in api  # clients reach it through nginx only
+    proxy = services["proxy"]
+    assert proxy["ports"] == ["8000:8080"]
+    assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
     assert services["prometheus"]["depends_on"]["api"]["condition"] == "service_healthy"
     for name, service in services.items():
         assert "restart" in service, name
