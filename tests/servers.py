@@ -14,6 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.tools import require_program
+
+NGINX_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "nginx.conf"
+
 
 def free_port() -> int:
     """A TCP port on loopback that nobody listens on right now."""
@@ -72,6 +76,32 @@ def helper_server(cmd: list[str], ready_url: str, log: Path) -> Iterator[None]:
     try:
         wait_until_ok(ready_url)
         yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def nginx_in_front(upstream: str, folder: Path) -> Iterator[str]:
+    """The config of deploy/ with only the upstream's and the listener's addresses made
+    local; nginx in the foreground; its URL."""
+    binary = require_program("nginx")
+    port = free_port()
+    text = NGINX_CONFIG.read_text()
+    assert "server api:8000;" in text and "listen 8080 " in text
+    text = text.replace("server api:8000;", f"server {upstream};")
+    text = text.replace("listen 8080 ", f"listen 127.0.0.1:{port} ")
+    config = folder / "nginx.conf"
+    config.write_text(text)
+    globals_ = f"daemon off; pid {folder}/nginx.pid; error_log {folder}/error.log warn;"
+    with (folder / "access.log").open("w") as out:
+        process = subprocess.Popen(
+            [binary, "-p", str(folder), "-c", str(config), "-g", globals_],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until_ok(f"http://127.0.0.1:{port}/healthz", timeout=20)
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait(timeout=30)

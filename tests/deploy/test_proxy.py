@@ -6,26 +6,21 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
 from tests.keras_files import publish_layers, random_layers
-from tests.servers import Server, free_port, serve, wait_until_ok
-from tests.tools import require_program
+from tests.servers import Server, nginx_in_front, serve
 from tests.uploads import png
 from training.store import Store
 
 pytestmark = pytest.mark.integration
 
-CONFIG = REPO / "deploy" / "nginx" / "nginx.conf"
 HEADER_TIMEOUT = 10.0  # client_header_timeout in the config
 PER_CLIENT = 64  # limit_conn per_client in the config
 GOOD_CLIENT = "127.0.0.2"  # the attackers connect from 127.0.0.1: another client address
@@ -35,32 +30,6 @@ def digit() -> bytes:
     pixels = np.zeros((28, 28), np.uint8)
     pixels[6:22, 12:16] = 255
     return png(pixels)
-
-
-@contextlib.contextmanager
-def nginx_in_front(upstream: str, folder: Path) -> Iterator[str]:
-    """The config of deploy/ with only the upstream's and the listener's addresses made
-    local; nginx in the foreground; its URL."""
-    binary = require_program("nginx")
-    port = free_port()
-    text = CONFIG.read_text()
-    assert "server api:8000;" in text and "listen 8080 " in text
-    text = text.replace("server api:8000;", f"server {upstream};")
-    text = text.replace("listen 8080 ", f"listen 127.0.0.1:{port} ")
-    config = folder / "nginx.conf"
-    config.write_text(text)
-    globals_ = f"daemon off; pid {folder}/nginx.pid; error_log {folder}/error.log warn;"
-    with (folder / "access.log").open("w") as out:
-        process = subprocess.Popen(
-            [binary, "-p", str(folder), "-c", str(config), "-g", globals_],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_until_ok(f"http://127.0.0.1:{port}/healthz", timeout=20)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
