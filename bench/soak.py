@@ -7,7 +7,8 @@
    the workers' RSS before and after all of them.
 2. Soak, through nginx (deploy/nginx/nginx.conf) in front of the same service: 4 clients
    sending MNIST test digits one after another, and 1 client cycling through the hostile
-   kinds (plus 64 slow bodies and 500 half-sent headers kept open). Every 10 s: good answers,
+   kinds, and 64 slow bodies and 500 half-sent headers kept open, each from its own address.
+   Every 10 s: good answers,
    their 5xx and p99, hostile answers by status, the longest /healthz answer, workers' RSS.
 
 Writes bench/results/soak-<time>.json and .md. Needs Debian's nginx.
@@ -44,6 +45,8 @@ from training.store import Store  # noqa: E402
 
 RAW = {"content-type": "image/png"}
 MB = 1024 * 1024
+GOOD_CLIENT = "127.0.0.2"
+HOSTILE_CLIENT = "127.0.0.3"  # the held connections come from 127.0.0.1
 
 
 def tall_16_bit_png() -> bytes:
@@ -88,7 +91,7 @@ def png_claiming(side: int) -> bytes:
 
 def worker_pids(master: int) -> list[int]:
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return [int(pid) for pid in children if "multiprocessing" in _cmdline(int(pid))]
+    return [int(pid) for pid in children if "multiprocessing.spawn" in _cmdline(int(pid))]
 
 
 def _cmdline(pid: int) -> str:
@@ -160,7 +163,9 @@ def soak(proxy: str, url: str, master: int, seconds: float, digits: list[bytes])
     window: dict = {"good": [], "hostile": Counter()}
 
     def good_client(offset: int) -> None:
-        with httpx.Client(base_url=proxy, timeout=30) as client:
+        # From another loopback address than the attackers': nginx limits per client.
+        transport = httpx.HTTPTransport(local_address=GOOD_CLIENT)
+        with httpx.Client(base_url=proxy, timeout=30, transport=transport) as client:
             i = offset
             while not stop.is_set():
                 started = time.monotonic()
@@ -175,7 +180,8 @@ def soak(proxy: str, url: str, master: int, seconds: float, digits: list[bytes])
 
     def hostile_client() -> None:
         kinds = list(hostile_requests().values())
-        with httpx.Client(base_url=proxy, timeout=30) as client:
+        transport = httpx.HTTPTransport(local_address=HOSTILE_CLIENT)
+        with httpx.Client(base_url=proxy, timeout=30, transport=transport) as client:
             i = 0
             while not stop.is_set():
                 path, body, headers = kinds[i % len(kinds)]
@@ -234,7 +240,7 @@ def soak(proxy: str, url: str, master: int, seconds: float, digits: list[bytes])
             if latencies else None,
             "hostile": dict(sorted(hostile.items())),
             "longest_healthz_ms": round(probe.take() * 1000, 1),
-            "rss_mb": [round(rss_mb(pid), 1) for pid in worker_pids(master)],
+            "rss_mb": {pid: round(rss_mb(pid), 1) for pid in worker_pids(master)},
         })  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
     stop.set()
@@ -255,7 +261,7 @@ def markdown(result: dict) -> str:
     lines += [
         "", rss, "",
         "| t (s) | good | good 5xx | good non-200 | p99 ms | hostile statuses | "
-        "longest /healthz ms | workers' RSS MB |",
+        "longest /healthz ms | workers' RSS MB (by pid) |",
         "|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in result["soak"]:

@@ -109,7 +109,9 @@ def decode_many(datas: list[bytes], max_pixels: int) -> list[Picture | ServiceEr
                 Picture(pixels) if pixels is not None else _decode_with_pillow(data, max_pixels)
             )
         except ServiceError as exc:
-            decoded.append(exc)
+            # Without its traceback: that holds this frame, whose list holds the error, a
+            # cycle keeping each refused upload's buffers until a full garbage collection.
+            decoded.append(exc.with_traceback(None))
     return decoded
 
 
