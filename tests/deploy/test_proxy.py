@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import numpy as np
@@ -101,10 +102,22 @@ def test_a_prediction_through_the_proxy_is_the_services_answer(stack: tuple[Serv
     assert proxied.json() == direct.json()
 
 
-def test_128_slow_bodies_never_reach_the_service(stack: tuple[Server, str]) -> None:
-    server, proxy = stack
+@dataclass
+class AttackResult:
+    """What good predictions got while an attack was held, and what the attack met."""
+
+    statuses: list[int]  # of the good predictions, in order
+    held_by_the_service: float = 0  # slow requests the service was handling meanwhile
+    refused: int = 0  # attacking connections nginx answered 429 (per-client limit)
+    counted_by_the_service: float = 0  # predictions the service answered meanwhile
+    closed_after_timeout: int = 0  # of the first 200 attacking connections
+
+
+def slow_bodies(server: Server, proxy: str, connections: int = 128) -> AttackResult:
+    """`connections` bodies trickled a byte a second from 127.0.0.1, good predictions for
+    8 s from GOOD_CLIENT meanwhile."""
     before = predictions_served(server)
-    slow = [connect(proxy) for _ in range(128)]
+    slow = [connect(proxy) for _ in range(connections)]
     head = b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\n"
     for sock in slow:
         sock.sendall(head + b"Content-Length: 1000\r\n\r\n")
@@ -119,43 +132,56 @@ def test_128_slow_bodies_never_reach_the_service(stack: tuple[Server, str]) -> N
     thread = threading.Thread(target=trickle, daemon=True)
     thread.start()
     try:
-        statuses = good_traffic(proxy, seconds=8)
-        held_by_the_service = in_flight(server) - 1  # while every slow body still trickles
+        result = AttackResult(good_traffic(proxy, seconds=8))
+        result.held_by_the_service = in_flight(server) - 1  # the slow bodies still trickle
     finally:
         stop.set()
         thread.join()
-    refused = 0
-    for sock in slow:  # beyond the per-client limit: 429 at once, in the JSON shape
+    for sock in slow:  # beyond the per-client limit: 429 at once
         sock.settimeout(0.2)
         with contextlib.suppress(TimeoutError, OSError):
-            if sock.recv(4096).startswith(b"HTTP/1.1 429"):
-                refused += 1
+            result.refused += sock.recv(4096).startswith(b"HTTP/1.1 429")
         sock.close()
+    result.counted_by_the_service = predictions_served(server) - before
+    return result
+
+
+def half_sent_headers(server: Server, proxy: str, connections: int = 10_000) -> AttackResult:
+    """`connections` requests whose headers never end, good predictions for 5 s meanwhile;
+    then, past client_header_timeout, how many of the first 200 nginx has closed."""
+    half = [connect(proxy) for _ in range(connections)]
+    started = time.monotonic()
+    for sock in half:
+        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: t\r\n")  # never finished
+    result = AttackResult(good_traffic(proxy, seconds=5))
+    assert httpx.get(server.url + "/healthz", timeout=2).status_code == 200
+    time.sleep(max(0.0, started + HEADER_TIMEOUT + 2 - time.monotonic()))
+    result.closed_after_timeout = sum(closed_by_peer(sock) for sock in half[:200])
+    for sock in half:
+        sock.close()
+    return result
+
+
+def test_128_slow_bodies_never_reach_the_service(stack: tuple[Server, str]) -> None:
+    server, proxy = stack
+    result = slow_bodies(server, proxy)
+    statuses = result.statuses
     assert len(statuses) > 50
     assert statuses.count(200) >= 0.99 * len(statuses), statuses
-    assert refused == 128 - PER_CLIENT
-    assert held_by_the_service == 0
+    assert result.refused == 128 - PER_CLIENT
+    assert result.held_by_the_service == 0
     # The service counted the good predictions and none of the slow ones.
-    assert predictions_served(server) - before == statuses.count(200)
+    assert result.counted_by_the_service == statuses.count(200)
 
 
 def test_10000_half_sent_headers_are_held_by_nginx_and_closed_after_the_timeout(
     stack: tuple[Server, str],
 ) -> None:
     server, proxy = stack
-    half = [connect(proxy) for _ in range(10_000)]
-    started = time.monotonic()
-    for sock in half:
-        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: t\r\n")  # never finished
-    statuses = good_traffic(proxy, seconds=5)
-    assert len(statuses) > 30
-    assert statuses.count(200) >= 0.99 * len(statuses), statuses
-    assert httpx.get(server.url + "/healthz", timeout=2).status_code == 200
-    time.sleep(max(0.0, started + HEADER_TIMEOUT + 2 - time.monotonic()))
-    closed = sum(closed_by_peer(sock) for sock in half[:200])
-    for sock in half:
-        sock.close()
-    assert closed == 200
+    result = half_sent_headers(server, proxy)
+    assert len(result.statuses) > 30
+    assert result.statuses.count(200) >= 0.99 * len(result.statuses), result.statuses
+    assert result.closed_after_timeout == 200
 
 
 def test_headers_over_the_limit_are_refused_by_nginx_in_the_json_shape(
