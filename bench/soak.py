@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import io
 import json
 import os
 import socket
@@ -32,14 +31,20 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.keras_files import publish_layers, random_layers  # noqa: E402
 from tests.servers import nginx_in_front, serve  # noqa: E402
-from tests.uploads import jpeg_repeating_a_scan, png  # noqa: E402
+from tests.uploads import (  # noqa: E402
+    FORM_HEADERS,
+    form_body,
+    jpeg_repeating_a_scan,
+    png,
+    png_header_only,
+    tall_16_bit_png,
+)
 from training.data import load_idx_dir  # noqa: E402
 from training.store import Store  # noqa: E402
 
@@ -49,44 +54,27 @@ GOOD_CLIENT = "127.0.0.2"
 HOSTILE_CLIENT = "127.0.0.3"  # the held connections come from 127.0.0.1
 
 
-def tall_16_bit_png() -> bytes:
-    out = io.BytesIO()
-    Image.new("I;16", (1, 8_388_608)).save(out, format="PNG")
-    return out.getvalue()
-
-
-def form(name: str, files: list[bytes]) -> tuple[bytes, dict[str, str]]:
-    body = b"".join(
-        b'--x\r\nContent-Disposition: form-data; name="%s"; filename="%d.png"\r\n'
-        b"Content-Type: image/png\r\n\r\n" % (name.encode(), i) + data + b"\r\n"
-        for i, data in enumerate(files)
-    )
-    return body + b"--x--\r\n", {"content-type": "multipart/form-data; boundary=x"}
-
-
 def hostile_requests() -> dict[str, tuple[str, bytes, dict[str, str]]]:
     """name -> (path, body, headers): issue 15's reproducers and issue 14's header attack."""
     tall = tall_16_bit_png()
     semicolons = b'form-data; name="file"' + b";" * (7 * MB)
     return {
         "16-bit 1 x 8,388,608 PNG": ("/v1/predict", tall, RAW),
-        "four of them in a batch": ("/v1/predict/batch", *form("files", [tall] * 4)),
+        "four of them in a batch": (
+            "/v1/predict/batch",
+            form_body("files", [tall] * 4),
+            FORM_HEADERS,
+        ),
         "JPEG, one scan 3,000 times": ("/v1/predict", jpeg_repeating_a_scan(9000, 3000), RAW),
         "7 MB of ';' in a part header": (
             "/v1/predict",
             b"--x\r\nContent-Disposition: " + semicolons + b"\r\n\r\nA\r\n--x--\r\n",
-            {"content-type": "multipart/form-data; boundary=x"},
+            FORM_HEADERS,
         ),
-        "PNG header claiming 40000x40000": ("/v1/predict", png_claiming(40_000), RAW),
+        "PNG header claiming 40000x40000": ("/v1/predict", png_header_only(40_000, 40_000), RAW),
         "9 MB body": ("/v1/predict", b"\0" * (9 * MB), RAW),
         "truncated PNG": ("/v1/predict", png(np.full((64, 64), 9, np.uint8))[:60], RAW),
     }
-
-
-def png_claiming(side: int) -> bytes:
-    data = bytearray(png(np.zeros((8, 8), np.uint8)))
-    data[16:24] = side.to_bytes(4, "big") * 2  # IHDR width and height (CRC now wrong)
-    return bytes(data)
 
 
 def worker_pids(master: int) -> list[int]:

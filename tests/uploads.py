@@ -63,3 +63,24 @@ def jpeg_repeating_a_scan(side: int, repeats: int) -> bytes:
     last_scan = data.rindex(b"\xff\xda")
     scan = data[last_scan:-2]  # up to the end-of-image marker
     return data[:last_scan] + scan * repeats + b"\xff\xd9"
+
+
+def tall_16_bit_png() -> bytes:
+    """Issue 15's reproducer: 1 x 8,388,608 pixels of 16-bit grey in about 24 KB."""
+    out = io.BytesIO()
+    Image.new("I;16", (1, 8_388_608)).save(out, format="PNG")
+    return out.getvalue()
+
+
+FORM_HEADERS = {"content-type": "multipart/form-data; boundary=x"}
+
+
+def form_body(field: str, files: list[bytes]) -> bytes:
+    """A multipart/form-data body (boundary `x`, FORM_HEADERS) with each file as a part
+    named `field`."""
+    parts = b"".join(
+        b'--x\r\nContent-Disposition: form-data; name="%s"; filename="%d.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" % (field.encode(), i) + data + b"\r\n"
+        for i, data in enumerate(files)
+    )
+    return parts + b"--x--\r\n"

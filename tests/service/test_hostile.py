@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import io
 import socket
 import threading
 import time
@@ -20,11 +19,10 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
 from tests.keras_files import publish_layers, random_layers, write_keras_declaring
 from tests.servers import Server, serve
-from tests.uploads import jpeg_repeating_a_scan, png
+from tests.uploads import FORM_HEADERS, form_body, jpeg_repeating_a_scan, png, tall_16_bit_png
 from training.store import Store
 
 pytestmark = pytest.mark.integration
@@ -37,22 +35,6 @@ def digit() -> bytes:
     pixels = np.zeros((28, 28), np.uint8)
     pixels[6:22, 12:16] = 255
     return png(pixels)
-
-
-def tall_16_bit_png() -> bytes:
-    """Issue 15: 1 x 8,388,608 pixels of 16-bit grey in about 24 KB."""
-    out = io.BytesIO()
-    Image.new("I;16", (1, 8_388_608)).save(out, format="PNG")
-    return out.getvalue()
-
-
-def multipart(field_name: str, files: list[bytes]) -> tuple[bytes, dict[str, str]]:
-    parts = b"".join(
-        b"--x\r\nContent-Disposition: form-data; name=\"" + field_name.encode()
-        + b"\"; filename=\"%d.png\"\r\nContent-Type: image/png\r\n\r\n" % i + data + b"\r\n"
-        for i, data in enumerate(files)
-    )  # fmt: skip
-    return parts + b"--x--\r\n", {"content-type": "multipart/form-data; boundary=x"}
 
 
 @dataclass
@@ -107,12 +89,12 @@ def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
 
 def attack_cases() -> list[tuple[str, bytes, dict[str, str], str]]:
     tall = tall_16_bit_png()
-    batch, batch_headers = multipart("files", [tall] * 4)
+    batch = form_body("files", [tall] * 4)
     return [
         ("16-bit 1 x 8,388,608 PNG", tall, RAW, "image_too_large"),
         ("JPEG repeating a scan 3,000 times", jpeg_repeating_a_scan(9000, 3000), RAW,
          "image_too_large"),
-    ] + [("four 16-bit tall PNGs in one batch", batch, batch_headers, "batch")]  # fmt: skip
+    ] + [("four 16-bit tall PNGs in one batch", batch, FORM_HEADERS, "batch")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("name", "body", "headers", "error"), attack_cases())

@@ -128,3 +128,27 @@ def test_composite_puts_strokes_on_the_background_that_contrasts() -> None:
     light = composite(np.full((20, 20), 255, np.float32), alpha)
     assert dark[0, 0] == 255 and dark[10, 10] == 0
     assert light[0, 0] == 0 and light[10, 10] == 255
+
+
+@pytest.mark.parametrize(
+    ("stroke_grey", "stroke_alpha", "background"),
+    [
+        (100, 255, 255),  # mid-dark strokes: white paper, whatever the transparent pixels hold
+        (128, 255, 0),  # the midpoint counts as light ink
+        (200, 128, 0),  # one half-opaque light pixel decides alone
+    ],
+)
+def test_composite_weighs_the_strokes_by_their_opacity(
+    stroke_grey: int, stroke_alpha: int, background: int
+) -> None:
+    grey = np.zeros((20, 20), np.float32)  # transparent pixels store black, as canvases do
+    alpha = np.zeros((20, 20), np.float32)
+    grey[10, 10], alpha[10, 10] = stroke_grey, stroke_alpha
+    if stroke_alpha == 255:
+        grey[5:15, 8:12], alpha[5:15, 8:12] = stroke_grey, 255
+    assert composite(grey, alpha)[0, 0] == background
+
+
+def test_composite_of_a_fully_transparent_canvas_is_blank_paper() -> None:
+    out = composite(np.zeros((8, 8), np.float32), np.zeros((8, 8), np.float32))
+    assert (out == 255).all()

@@ -240,6 +240,17 @@ def test_plain_digits_tells_mnist_digits_from_the_rest_in_a_stack() -> None:
 def test_a_light_digit_is_plain_even_when_its_ink_covers_almost_half_the_frame() -> None:
     bold = np.zeros((28, 28), np.uint8)
     bold[4:24, 4:24] = 255
-    bold[4:24, 10:18] = 0  # 20x20 with 40% of the frame inked, not 'dark ink on white'
+    bold[4:24, 12:16] = 0  # 20x20 with 41% of the frame inked, not 'dark ink on white'
+    assert np.count_nonzero(bold) * 3 > bold.size
     assert plain_digit(bold)[1] == (4, 4, 20, 20)
     assert plain_digits(np.stack([bold, bold]))[1] == [(4, 4, 20, 20)] * 2
+
+
+def test_grey_covering_more_than_half_the_frame_is_not_plain() -> None:
+    """Neither light ink on black (under half the pixels 0) nor dark on white (none 255):
+    the full pipeline's, even though its box is MNIST's size."""
+    grey = np.zeros((28, 28), np.uint8)
+    grey[3:24, 3:24] = 200  # 56% of the frame
+    assert (grey == 0).sum() * 3 >= grey.size
+    assert plain_digit(grey)[1] is None
+    assert plain_digits(np.stack([grey, grey]))[1] == [None, None]
