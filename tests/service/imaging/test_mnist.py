@@ -254,3 +254,35 @@ def test_grey_covering_more_than_half_the_frame_is_not_plain() -> None:
     assert (grey == 0).sum() * 3 >= grey.size
     assert plain_digit(grey)[1] is None
     assert plain_digits(np.stack([grey, grey]))[1] == [None, None]
+
+
+def _box_of(side: int, value: int = 255, count: int | None = None) -> np.ndarray:
+    """A 28x28 image whose ink (`value`) fills `count` pixels (all by default) of a
+    side x side box at (3, 3), on 0."""
+    image = np.zeros((28, 28), np.uint8)
+    box = np.full(side * side, value, np.uint8)
+    if count is not None:  # the first count - 1 pixels and the last: the box keeps its extent
+        box[count - 1 : -1] = 0
+    image[3 : 3 + side, 3 : 3 + side] = box.reshape(side, side)
+    return image
+
+
+@pytest.mark.parametrize(
+    ("image", "plain"),
+    [
+        (_box_of(19, count=60), True),  # MNIST's box is 19-21 px on its longer side
+        (_box_of(22, count=60), False),
+        (_box_of(20, value=1, count=60), True),  # ink of peak 1 is ink
+        (_box_of(21, value=100, count=392), True),  # exactly half the frame 0: light
+        (255 - _box_of(21, value=225, count=392), True),  # exactly half 255: dark on white
+    ],
+)
+def test_plain_at_the_boundaries_of_each_rule(image: np.ndarray, plain: bool) -> None:
+    field, box = plain_digit(image)
+    fields, boxes = plain_digits(np.stack([image, image]))
+    assert (box is not None) == plain
+    assert boxes == [box, box]
+    assert field.dtype == fields.dtype == np.float32
+    if plain:
+        assert field.max() == pytest.approx(1.0)
+        np.testing.assert_allclose(fields[0], field, atol=1e-6)
