@@ -292,3 +292,19 @@ def test_refused_uploads_leave_no_cyclic_garbage() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_only_the_first_frame_of_an_animation_is_decoded() -> None:
+    """The frames an upload holds are bounded by what is read: the first one, however
+    many follow (3,000 here; Pillow seeks no further than asked)."""
+    frames = [Image.new("L", (64, 64), 255 if i else 0) for i in range(3000)]
+    for i, frame in enumerate(frames[1:]):  # each its own, or the encoder merges them
+        frame.putpixel((i % 64, i // 64), 0)
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
+    one = io.BytesIO()
+    frames[0].save(one, format="GIF")
+    assert len(out.getvalue()) > 100 * len(one.getvalue())
+    picture = decode(out.getvalue(), LIMIT)
+    assert picture.grey.max() == 0  # the first frame, black; every later one is white-ish
+    np.testing.assert_array_equal(picture.grey, decode(one.getvalue(), LIMIT).grey)
