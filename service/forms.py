@@ -77,8 +77,8 @@ def parse_form(body: bytes, content_type: str, max_parts: int) -> list[Part]:
         "on_part_data": lambda data, start, end: collected[-1].data.append(data[start:end]),
         "on_end": lambda: ended.append(True),
     }
-    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
+        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
         parser.write(body)
         parser.finalize()
     except FormParserError as exc:
@@ -118,8 +118,13 @@ def _extended_filename(value: bytes) -> bytes | None:
         return None
     header = Message()
     header["content-disposition"] = value.decode("latin-1")
-    name = header.get_filename()
-    return None if name is None else name.encode("utf-8")
+    try:
+        name = header.get_filename()
+        return None if name is None else name.encode("utf-8", errors="replace")
+    except (LookupError, ValueError, TypeError):
+        # An unknown charset, malformed continuations (filename*0*, filename*1...): the part
+        # still names a file, which is all that matters here.
+        return b""
 
 
 def _text(value: bytes) -> str:

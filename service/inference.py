@@ -176,11 +176,12 @@ async def classify_batch(
 ) -> list[BatchItem]:
     """Decode the files together, preprocess them as stacks and run them in one forward
     pass; errors stay with their file. Together, 64 MNIST digits cost 9 us each to decode
-    instead of 28 (bench/). Any file that is not small (`is_small`) moves the decoding to a
-    worker thread, and any picture that is not MNIST-like the preprocessing and forward
-    pass."""
+    instead of 28 (bench/). Files over `offload` bytes together, or any file that is not
+    small (`is_small`), move the decoding to a worker thread, and any picture that is not
+    MNIST-like the preprocessing and forward pass."""
     datas = [data for _, data in files]
-    offloaded = not all(is_small(data, offload) for data in datas)
+    # Small together, not only each: 64 files of 63 KB are 4 MB of decoding work.
+    offloaded = sum(map(len, datas)) > offload or not all(is_small(d, offload) for d in datas)
     decoded = await _run(offloaded, timed_decode_many, datas, max_pixels)
     errors = {i: d for i, d in enumerate(decoded) if isinstance(d, ServiceError)}
     pictures = {i: d for i, d in enumerate(decoded) if not isinstance(d, ServiceError)}

@@ -42,7 +42,9 @@ class LoadedModel:
 
     @property
     def test_accuracy(self) -> float | None:
-        value = self.manifest.get("metrics", {}).get("accuracy")
+        """The manifest's `metrics.accuracy`; None when absent or not a number."""
+        metrics_ = self.manifest.get("metrics")
+        value = metrics_.get("accuracy") if isinstance(metrics_, dict) else None
         return float(value) if isinstance(value, int | float) else None
 
 

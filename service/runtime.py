@@ -167,6 +167,10 @@ def _weights(h5: h5py.File, index: int, units: int) -> tuple[h5py.Dataset, h5py.
     if not (isinstance(kernel, h5py.Dataset) and isinstance(bias, h5py.Dataset)):
         raise ValueError(f"layer {index}: weights are not datasets")
     for dataset in (kernel, bias):
+        # Weights stored in other files (external storage, virtual datasets) would read any
+        # file of the host, or block forever on a FIFO: only the archive's own bytes count.
+        if dataset.external or dataset.is_virtual:
+            raise ValueError(f"layer {index}: weights stored outside the file")
         if dataset.dtype.kind != "f" or dataset.dtype.itemsize > 8:
             raise ValueError(f"layer {index}: weights of type {dataset.dtype}, not float")
     if len(kernel.shape) != 2 or kernel.shape[1] != units or bias.shape != (units,):

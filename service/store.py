@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,10 @@ from service.errors import StoreUnavailable
 
 VERSION_RE = re.compile(r"[1-9][0-9]*")
 MANIFEST = "manifest.json"
+# Largest aliases.json or manifest.json read. Ours are a few KB; a 50 MB aliases.json froze
+# the event loop 1 s a poll (json.loads holds the GIL), a symlink to /dev/zero grew RSS by
+# 400 MB/s, and a FIFO blocked the poller forever (issue 15's attack review).
+MAX_JSON_BYTES = 1024 * 1024
 
 
 class StoreUnreadable(StoreUnavailable):
@@ -51,7 +57,7 @@ class ModelStore:
         """alias -> version; `{}` when the file does not exist."""
         path = self.dir / "aliases.json"
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_small_file(path))
             return {str(k): int(v) for k, v in data.items()}
         except FileNotFoundError:
             return {}
@@ -78,7 +84,7 @@ class ModelStore:
         """A version's manifest.json."""
         path = self.dir / str(version) / MANIFEST
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_small_file(path))
         except (OSError, ValueError, RecursionError) as exc:
             raise StoreUnreadable(f"{path}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(data, dict):
@@ -105,6 +111,26 @@ class ModelStore:
             except OSError as exc:
                 problems.append(f"{name}: unreadable ({exc.strerror})")
         return problems
+
+
+def read_small_file(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes. OSError for anything else
+    (FileNotFoundError when absent), checked before a byte is read: a FIFO is opened
+    without waiting for a writer, a device or a folder is refused."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise OSError(f"{path} is {info.st_size} bytes, over the limit of {limit}")
+        with os.fdopen(os.dup(descriptor), "rb") as file:
+            data = file.read(limit + 1)
+    finally:
+        os.close(descriptor)
+    if len(data) > limit:  # it grew while we read
+        raise OSError(f"{path} is over the limit of {limit} bytes")
+    return data
 
 
 def _sha256(path: Path) -> str:

@@ -17,12 +17,18 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from service.errors import ImageTooLarge, ServiceError, UndecodableImage, UnsupportedImage
 from service.imaging.png import SIGNATURE, plain_grey_png, plain_grey_pngs
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+# Pillow inflates a PNG's text chunks (zTXt, iTXt) as it opens the file, up to 1 MB each and
+# 64 MB a file by default: a 63 KB PNG carrying 60 compressed chunks of zeros cost 0.17 s
+# on the event loop (issue 15's attack review). A digit needs none of them; 1 MB in all
+# still opens PNGs with an ordinary XMP or ICC text block. Pillow's own knob, set for the
+# process (the service reads images nowhere else).
+PngImagePlugin.MAX_TEXT_MEMORY = 1024 * 1024
 WORKING_SIZE = 256  # pixels on the longer side that later steps work on, at most about
 # A progressive JPEG is decoded once per scan, at its full stored size whatever the scaled
 # decoding: libjpeg's default script writes 10 scans, and a 9000x9000 file repeating one
@@ -37,6 +43,11 @@ MAX_JPEG_SCANS = 64
 MAX_SIDE = 16_384
 MAX_JPEG_SCAN_PIXELS = 512 * 1024 * 1024
 _START_OF_SCAN = b"\xff\xda"  # never inside entropy-coded data, where 0xFF is stuffed
+# Markers (and fill bytes) before the first scan: Pillow walks them one by one in Python as
+# it opens the file, and an 8 MB file of 2 million empty APP1 segments took 3.1 s to open
+# (issue 15's attack review). A camera's JPEG has 10-20 segments; EXIF, ICC and XMP blocks
+# split over APP segments add a few dozen at most.
+MAX_JPEG_SEGMENTS = 256
 
 # Magic bytes of the formats we read, to say "truncated" rather than "unknown".
 _OWN_FORMATS = (
@@ -119,6 +130,8 @@ def _decode_with_pillow(data: bytes, max_pixels: int) -> Picture:
     """`decode` for anything but a plain greyscale PNG; the errors are worded here."""
     if not data:
         raise UndecodableImage("the upload is empty: send the bytes of a PNG or JPEG image")
+    if data.startswith(b"\xff\xd8"):
+        check_jpeg_segments(data)
     image = _open(data, max_pixels)
     width, height = image.size
     if max(width, height) > MAX_SIDE:
@@ -219,6 +232,30 @@ def check_jpeg_scans(data: bytes, stored_pixels: int) -> None:
             f"{MAX_JPEG_SCANS} scans and {MAX_JPEG_SCAN_PIXELS} scans x pixels: save it "
             "smaller, or as a baseline JPEG or a PNG"
         )
+
+
+def check_jpeg_segments(data: bytes) -> None:
+    """Refuse (ImageTooLarge) a JPEG with more than MAX_JPEG_SEGMENTS markers or fill bytes
+    before its first scan, walking its marker segments (ITU-T T.81, B.1.1) up to that many:
+    the walk Pillow would do, bounded. Anything that is not a marker where one belongs ends
+    the walk: Pillow says what is wrong with the file."""
+    position, steps = 2, 0
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        steps += 1
+        if steps > MAX_JPEG_SEGMENTS:
+            raise ImageTooLarge(
+                f"the JPEG has more than {MAX_JPEG_SEGMENTS} segments before its image "
+                "data: save it again, without the extra metadata"
+            )
+        marker = data[position + 1]
+        if marker == 0xDA:  # start of scan: the headers are over
+            return
+        if marker == 0xFF:  # a fill byte
+            position += 1
+        elif 0xD0 <= marker <= 0xD9 or marker == 0x01:  # markers without a length
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
 
 
 def orientation(image: Image.Image) -> int:

@@ -176,3 +176,24 @@ def test_a_file_part_names_a_file_or_declares_an_image(
     body = b"--x\r\nContent-Disposition: " + disposition + b"\r\n" + typed + b"\r\nA\r\n--x--"
     (part,) = parse_form(body, "multipart/form-data; boundary=x", max_parts=1)
     assert part.is_file is is_file
+
+
+def test_a_boundary_over_python_multiparts_limit_is_400() -> None:
+    boundary = "B" * 300  # python-multipart refuses boundaries over 256 bytes
+    body = f'--{boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\nA\r\n--{boundary}--'
+    with pytest.raises(BadRequestBody, match="malformed"):
+        parse_form(body.encode(), f"multipart/form-data; boundary={boundary}", max_parts=4)
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        b'form-data; name="file"; filename*0*=a; filename*=b',  # continuations out of order
+        b"form-data; name=\"file\"; filename*=idna''x",  # a codec that cannot decode
+        b"form-data; name=\"file\"; filename*=unicode-escape''%5Cud800",  # a lone surrogate
+    ],
+)
+def test_an_undecodable_extended_file_name_still_names_a_file(disposition: bytes) -> None:
+    body = b"--x\r\nContent-Disposition: " + disposition + b"\r\n\r\nA\r\n--x--"
+    (part,) = parse_form(body, "multipart/form-data; boundary=x", max_parts=1)
+    assert part.is_file and part.name == "file" and part.data == b"A"

@@ -187,6 +187,24 @@ def test_a_lying_model_file_is_a_failed_load_and_the_served_version_stays(
     store.set_alias("production", 1)
 
 
+def test_a_form_of_near_miss_boundaries_is_split_off_the_event_loop(
+    server: tuple[Server, Store],
+) -> None:
+    """python-multipart walks 8 MB of boundary padding byte by byte in Python (1.5 s): the
+    worker's other clients must not wait for it."""
+    running, _ = server
+    padding = b" " * (8 * MB - 300)
+    body = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nx\r\n--B'
+            + padding + b"\r\n--B--\r\n")  # fmt: skip
+    headers = {"content-type": "multipart/form-data; boundary=B"}
+    with HealthProbe(running.url).running() as probe:
+        response = httpx.post(
+            running.url + "/v1/predict", content=body, headers=headers, timeout=30
+        )
+    assert 400 <= response.status_code < 500, response.text
+    assert max(probe.times, default=0) < 0.5, max(probe.times)
+
+
 def test_the_worker_keeps_its_memory_after_all_of_them(
     server: tuple[Server, Store], rss_before: int
 ) -> None:

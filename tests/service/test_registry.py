@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 
 import pytest
 
 from service import metrics
 from service.errors import ModelNotReady, VersionNotFound, VersionUnavailable
 from service.registry import ModelRegistry
-from service.store import ModelStore
+from service.store import MAX_JSON_BYTES, ModelStore
 from tests.keras_files import publish_layers, random_layers
 from training.store import Store
 
@@ -103,3 +105,41 @@ def test_staging_and_odd_names_are_not_versions(tiny_store: Store) -> None:
     for name in (".tmp-half", "07", "latest"):
         (tiny_store.dir / name).mkdir()
     assert ModelStore(tiny_store.root, "mnist").versions() == [1]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge"])
+def test_an_aliases_file_that_is_no_small_regular_file_is_refused_unread(
+    tiny_store: Store, kind: str
+) -> None:
+    """A FIFO blocked the poller forever, /dev/zero grew RSS 400 MB/s, 50 MB of JSON froze
+    the event loop 1 s a poll (issue 15's attack review)."""
+    registry = registry_for(tiny_store)
+    registry.refresh()
+    aliases = tiny_store.dir / "aliases.json"
+    aliases.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(aliases)
+    elif kind == "device":
+        aliases.symlink_to("/dev/zero")
+    else:
+        aliases.write_text('{"production": 1, "x": "' + "a" * MAX_JSON_BYTES + '"}')
+    failures = metrics.STORE_READ_FAILURES._value.get()
+    assert registry.refresh() is False  # returns: nothing blocks, nothing is read whole
+    assert metrics.STORE_READ_FAILURES._value.get() == failures + 1
+    assert registry.get().version == 1
+
+
+def test_a_manifest_whose_metrics_are_not_an_object_still_swaps_and_reports(
+    tiny_store: Store,
+) -> None:
+    registry = registry_for(tiny_store)
+    registry.refresh()
+    version = publish_layers(tiny_store, random_layers(seed=3))
+    manifest = tiny_store.dir / str(version) / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["metrics"] = "oops"
+    manifest.write_text(json.dumps(data))
+    tiny_store.set_alias("production", version)
+    assert registry.refresh() is True
+    assert registry.get().version == version
+    assert registry.get().test_accuracy is None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import tracemalloc
 import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -126,3 +129,25 @@ def test_parity_with_keras_on_a_trained_model(seed_store: SeedRun, mnist_dir: Pa
     theirs = keras.saving.load_model(path).predict(x, verbose=0)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
     assert (ours.argmax(1) == theirs.argmax(1)).all()
+
+
+def test_weights_stored_outside_the_archive_are_refused_unread(tmp_path: Path) -> None:
+    """HDF5 external storage can point a dataset at any file of the host, or at a FIFO
+    that blocks the loader (and the registry's lock) forever."""
+    os.mkfifo(tmp_path / "fifo")
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        group = h5.create_group("layers/dense/vars")
+        group.create_dataset(
+            "0",
+            shape=(784, 10),
+            dtype="f4",
+            external=[(str(tmp_path / "fifo"), 0, h5py.h5f.UNLIMITED)],
+        )
+        group["1"] = np.zeros(10, np.float32)
+    kernel = np.zeros((784, 10), np.float32)
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
+        archive.writestr("config.json", json.dumps(keras_config([(kernel, kernel[0], "softmax")])))
+        archive.writestr("model.weights.h5", buffer.getvalue())
+    with pytest.raises(UnsupportedModel, match="weights stored outside the file"):
+        load_keras(tmp_path / "m.keras")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from PIL import Image
 from service.errors import ImageTooLarge, UndecodableImage, UnsupportedImage
 from service.imaging.decode import (
     MAX_JPEG_SCANS,
+    MAX_JPEG_SEGMENTS,
     MAX_SIDE,
     WORKING_SIZE,
     Picture,
@@ -308,3 +310,45 @@ def test_only_the_first_frame_of_an_animation_is_decoded() -> None:
     picture = decode(out.getvalue(), LIMIT)
     assert picture.grey.max() == 0  # the first frame, black; every later one is white-ish
     np.testing.assert_array_equal(picture.grey, decode(one.getvalue(), LIMIT).grey)
+
+
+def _jpeg(side: int = 64) -> bytes:
+    return encode(Image.new("L", (side, side), 200), "JPEG")
+
+
+@pytest.mark.parametrize(
+    "filler",
+    [b"\xff\xe1\x00\x02" * 2_090_000, b"\xff" * 8_000_000],  # empty APP1 segments; fill bytes
+    ids=["2 million empty APP1 segments", "8 MB of fill bytes"],
+)
+def test_a_jpeg_of_millions_of_segments_is_refused_before_pillow_walks_them(
+    filler: bytes,
+) -> None:
+    """Pillow opened the first in 3.1 s (issue 15's attack review)."""
+    data = _jpeg()[:2] + filler + _jpeg()[2:]
+    with pytest.raises(ImageTooLarge, match=f"more than {MAX_JPEG_SEGMENTS} segments"):
+        decode(data, LIMIT)
+
+
+def test_a_jpeg_with_ordinary_metadata_segments_decodes() -> None:
+    image = Image.new("RGB", (64, 48), (200, 100, 50))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    data = encode(image, "JPEG", exif=exif, icc_profile=b"\0" * 200_000)  # ICC over 4 APP2s
+    assert decode(data, LIMIT).grey.shape == (64, 48)  # turned upright by its EXIF
+
+
+def test_png_text_chunks_are_bounded_to_1_mb_in_all() -> None:
+    """60 zTXt chunks of 1 MB of zeros each (1 KB compressed): Pillow inflated all 60 MB
+    as it opened the 63 KB file."""
+    data = encode(Image.new("RGB", (16, 16), (200, 200, 200)), "PNG")  # Pillow's to read
+    text = zlib.compress(b"\0" * (1 << 20), 9)
+    chunks = b"".join(_png_chunk(b"zTXt", b"k%d\0\0" % i + text) for i in range(60))
+    bomb = data[:33] + chunks + data[33:]  # after the signature and IHDR
+    with pytest.raises(UndecodableImage):
+        decode(bomb, LIMIT)
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = struct.pack(">I", zlib.crc32(kind + payload))
+    return struct.pack(">I", len(payload)) + kind + payload + crc
