@@ -191,6 +191,9 @@ def test_headers_over_the_limit_are_refused_by_nginx_in_the_json_shape(
     response = httpx.get(proxy + "/healthz", headers={"x-long": "a" * 9000})
     assert response.status_code == 400
     assert response.json()["error"] == "bad_request"
+    response = httpx.get(proxy + "/healthz?" + "a" * 9000)
+    assert response.status_code == 414
+    assert response.json()["error"] == "uri_too_long"
 
 
 def test_a_body_over_the_limit_gets_its_413_from_nginx(stack: tuple[Server, str]) -> None:
