@@ -8,7 +8,10 @@ from service.forms import Part, parse_form
 # Content types we take as "an image, look at its bytes"; the bytes decide the format.
 RAW_TYPES = ("image/", "application/octet-stream")
 REFUSED_IMAGE_TYPES = ("image/svg+xml", "image/tiff", "image/heic", "image/heif", "image/avif")
-ACCEPTED = "multipart/form-data with a field 'file', or an image/png or image/jpeg body"
+ACCEPTED = (
+    "multipart/form-data with a field 'file', or the image itself as the body (image/png, "
+    "image/jpeg, image/gif, image/bmp or image/webp)"
+)
 MAX_FIELDS = 16  # text fields a form may carry besides its files
 
 

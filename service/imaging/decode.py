@@ -129,7 +129,9 @@ def decode_many(datas: list[bytes], max_pixels: int) -> list[Picture | ServiceEr
 def _decode_with_pillow(data: bytes, max_pixels: int) -> Picture:
     """`decode` for anything but a plain greyscale PNG; the errors are worded here."""
     if not data:
-        raise UndecodableImage("the upload is empty: send the bytes of a PNG or JPEG image")
+        raise UndecodableImage(
+            "the upload is empty: send the bytes of a PNG, JPEG, GIF, BMP or WebP image"
+        )
     if data.startswith(b"\xff\xd8"):
         check_jpeg_segments(data)
     image = _open(data, max_pixels)
