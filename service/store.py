@@ -50,7 +50,8 @@ class ModelStore:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise StoreUnreadable(f"{self.dir}: {type(exc).__name__}: {exc.strerror}") from exc
+            reason = exc.strerror or exc
+            raise StoreUnreadable(f"{self.dir}: {type(exc).__name__}: {reason}") from exc
         return sorted(int(p.name) for p in entries if VERSION_RE.fullmatch(p.name) and p.is_dir())
 
     def aliases(self) -> dict[str, int]:

@@ -35,13 +35,13 @@ WORKING_SIZE = 256  # pixels on the longer side that later steps work on, at mos
 # scan 3,000 times burned 16 s of CPU (issue 15). libjpeg-turbo advises a scan limit for
 # untrusted files (TJPARAM_SCANLIMIT; its fuzzers use 500); ours bounds the scans and the
 # work, scans x stored pixels: 512 M is a 48 MP phone photo of 10 scans, or 9000x9000 of
-# 6, about a quarter of a second here (tests/service/imaging/test_decode.py times it).
+# 6, about a quarter of a second here (BENCHMARKS.md, issue 15).
 MAX_JPEG_SCANS = 64
+MAX_JPEG_SCAN_PIXELS = 512 * 1024 * 1024
 # Longest side opened, in pixels (WebP's own limit is 16,383). Pillow keeps one allocation
 # per row: a 24 KB PNG of 1 x 8,388,608 pixels, under the pixel limit, cost 190 MB and
 # 0.3 s of decoding; no picture of a digit is that thin.
 MAX_SIDE = 16_384
-MAX_JPEG_SCAN_PIXELS = 512 * 1024 * 1024
 _START_OF_SCAN = b"\xff\xda"  # never inside entropy-coded data, where 0xFF is stuffed
 # Markers (and fill bytes) before the first scan: Pillow walks them one by one in Python as
 # it opens the file, and an 8 MB file of 2 million empty APP1 segments took 3.1 s to open
