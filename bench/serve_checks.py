@@ -133,8 +133,8 @@ def reload_latency(store_root: Path, tmp: Path, poll: float, trials: int) -> dic
             time.sleep(poll / 3)
     stop(server)
     statuses: dict[int, int] = {}
-    for _, status, _ in load.answers:
-        statuses[status] = statuses.get(status, 0) + 1
+    for answer in load.answers:
+        statuses[answer.status] = statuses.get(answer.status, 0) + 1
     return {
         "poll_interval_seconds": poll,
         "switch_seconds": [round(s, 3) for s in switches],

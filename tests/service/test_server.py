@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import numpy as np
@@ -61,24 +62,38 @@ def test_http_accuracy_matches_the_manifest(store: Store, mnist_dir: Path, tmp_p
     assert abs(accuracy - store.manifest(1)["metrics"]["accuracy"]) <= 0.005
 
 
+class Answer(NamedTuple):
+    """One request of a Load: when it was sent and answered (monotonic seconds), its status
+    and the version that answered, the client thread that sent it."""
+
+    sent: float
+    received: float
+    status: int
+    version: int | None
+    thread: int
+
+
 class Load:
-    """Threads that POST one image in a loop and record (status, version) of every answer."""
+    """Threads that POST one image in a loop and record every answer."""
 
     def __init__(self, url: str, image: bytes, threads: int = 4) -> None:
         self.url, self.image = url, image
-        self.answers: list[tuple[float, int, int | None]] = []
+        self.answers: list[Answer] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
 
-    def _run(self) -> None:
+    def _run(self, thread: int) -> None:
         with httpx.Client(base_url=self.url, timeout=10) as client:
             while not self._stop.is_set():
                 try:
+                    sent = time.monotonic()
                     r = client.post("/v1/predict", content=self.image,
                                     headers={"content-type": "image/png"})  # fmt: skip
                     version = r.json().get("version") if r.status_code == 200 else None
-                    self.answers.append((time.monotonic(), r.status_code, version))
+                    self.answers.append(
+                        Answer(sent, time.monotonic(), r.status_code, version, thread)
+                    )
                 except httpx.HTTPError as exc:
                     self.errors.append(repr(exc))
 
@@ -95,7 +110,7 @@ class Load:
     def wait_for_version(self, version: int, timeout: float = 15) -> float:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(v == version for _, _, v in self.answers[-20:]):
+            if any(answer.version == version for answer in self.answers[-20:]):
                 return time.monotonic()
             time.sleep(0.02)
         raise TimeoutError(f"version {version} never answered")
@@ -121,17 +136,19 @@ def test_hot_reload_under_load_has_zero_failures(
             load.wait_for_version(good)
             time.sleep(1.0)
         log = server.log.read_text()
-    statuses = Counter(status for _, status, _ in load.answers)
+    statuses = Counter(answer.status for answer in load.answers)
     assert load.errors == []
     assert set(statuses) == {200}, statuses
-    versions = [v for _, _, v in load.answers]
-    assert broken not in versions
-    first_new = versions.index(good)
-    assert set(versions[:first_new]) == {1}
-    # Requests that picked the old model just before the swap may finish just after it;
-    # beyond one per client thread, everything is the new version.
-    assert len(versions) > first_new + 20
-    assert set(versions[first_new + 4 :]) == {good}
+    assert {answer.version for answer in load.answers} == {1, good}  # never `broken`
+    # Once one answer came from the new version, every request sent after it is answered
+    # by the new version; and no client ever goes back to the old one.
+    swapped = min(a.received for a in load.answers if a.version == good)
+    after = [a.version for a in load.answers if a.sent > swapped]
+    assert len(after) > 20
+    assert set(after) == {good}
+    for thread in range(4):
+        versions = [a.version for a in load.answers if a.thread == thread]
+        assert versions == sorted(versions, key=lambda v: v == good), thread
     assert f"skipping mnist version {broken}: checksums fail" in log
 
 
