@@ -49,7 +49,7 @@ class Reading:
     explanation: Explanation | None = None
 
 
-async def _run(offload: bool, function: Callable[..., T], *args: Any) -> T:
+async def run_maybe_offloaded(offload: bool, function: Callable[..., T], *args: Any) -> T:
     """`function(*args)`, in a worker thread when `offload`, inline otherwise."""
     return await run_in_threadpool(function, *args) if offload else function(*args)
 
@@ -182,14 +182,16 @@ async def classify_batch(
     datas = [data for _, data in files]
     # Small together, not only each: 64 files of 63 KB are 4 MB of decoding work.
     offloaded = sum(map(len, datas)) > offload or not all(is_small(d, offload) for d in datas)
-    decoded = await _run(offloaded, timed_decode_many, datas, max_pixels)
+    decoded = await run_maybe_offloaded(offloaded, timed_decode_many, datas, max_pixels)
     errors = {i: d for i, d in enumerate(decoded) if isinstance(d, ServiceError)}
     pictures = {i: d for i, d in enumerate(decoded) if not isinstance(d, ServiceError)}
     answers: dict[int, Prediction] = {}
     if pictures:
         indices = list(pictures)
         slow = explain or not all(map(is_mnist_like, pictures.values()))
-        rows, samples = await _run(slow, classify_pictures, loaded, list(pictures.values()))
+        rows, samples = await run_maybe_offloaded(
+            slow, classify_pictures, loaded, list(pictures.values())
+        )
         placed = [n for n, empty in enumerate(samples.blank) if not empty]
         blank = [n for n, empty in enumerate(samples.blank) if empty]
         errors.update((indices[n], BlankImage.no_digit()) for n in blank)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.batching import MicroBatcher
-from service.inference import classify_batch, predictions, read_upload
+from service.inference import classify_batch, predictions, read_upload, run_maybe_offloaded
 from service.registry import LoadedModel, ModelRegistry
 from service.routes.errors import error_responses
 from service.schemas import BatchPrediction, Prediction
@@ -92,10 +92,8 @@ async def predict(
     content_type, body = request.headers.get("content-type", ""), await request.body()
     # A body over --offload-bytes is split in a worker thread: python-multipart walks
     # near-miss boundaries byte by byte in Python (an 8 MB body of them took 1.5 s).
-    if len(body) > settings.offload_bytes:
-        _, data = await run_in_threadpool(single_image, content_type, body)
-    else:
-        _, data = single_image(content_type, body)
+    offload = len(body) > settings.offload_bytes
+    _, data = await run_maybe_offloaded(offload, single_image, content_type, body)
     reading = await read_upload(
         loaded, data, settings.max_pixels, settings.offload_bytes, batcher, explain
     )
@@ -110,10 +108,8 @@ async def predict_batch(
     registry, settings, _ = _state(request)
     loaded = await _model(registry, version)
     content_type, body = request.headers.get("content-type", ""), await request.body()
-    if len(body) > settings.offload_bytes:  # split off the event loop, as in `predict`
-        files = await run_in_threadpool(batch_images, content_type, body, settings.max_batch)
-    else:
-        files = batch_images(content_type, body, settings.max_batch)
+    offload = len(body) > settings.offload_bytes  # split off the event loop, as in `predict`
+    files = await run_maybe_offloaded(offload, batch_images, content_type, body, settings.max_batch)
     items = await classify_batch(
         loaded, files, settings.max_pixels, settings.offload_bytes, explain
     )
