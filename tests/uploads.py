@@ -19,6 +19,13 @@ def png(array: np.ndarray, mode: str | None = None) -> bytes:
     return out.getvalue()
 
 
+def digit_png() -> bytes:
+    """A 28x28 PNG of a bar, 16 px tall: a plain MNIST-like '1' for route-level tests."""
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    return png(digit)
+
+
 def _upscaled(digit: np.ndarray, factor: float) -> Image.Image:
     side = round(28 * factor)
     return Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)

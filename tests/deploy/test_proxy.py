@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
-import numpy as np
 import pytest
 
 from tests.keras_files import publish_layers, random_layers
 from tests.servers import Server, nginx_in_front, serve
-from tests.uploads import png
+from tests.uploads import digit_png
 from training.store import Store
 
 pytestmark = pytest.mark.integration
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.integration
 HEADER_TIMEOUT = 10.0  # client_header_timeout in the config
 PER_CLIENT = 64  # limit_conn per_client in the config
 GOOD_CLIENT = "127.0.0.2"  # the attackers connect from 127.0.0.1: another client address
-
-
-def digit() -> bytes:
-    pixels = np.zeros((28, 28), np.uint8)
-    pixels[6:22, 12:16] = 255
-    return png(pixels)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +61,9 @@ def good_traffic(proxy: str, seconds: float) -> list[int]:
         while time.monotonic() < deadline:
             try:
                 response = client.post(
-                    proxy + "/v1/predict", content=digit(), headers={"content-type": "image/png"}
+                    proxy + "/v1/predict",
+                    content=digit_png(),
+                    headers={"content-type": "image/png"},
                 )
                 statuses.append(response.status_code)
             except httpx.TransportError:
@@ -96,8 +91,8 @@ def closed_by_peer(sock: socket.socket) -> bool:
 def test_a_prediction_through_the_proxy_is_the_services_answer(stack: tuple[Server, str]) -> None:
     server, proxy = stack
     headers = {"content-type": "image/png"}
-    direct = httpx.post(server.url + "/v1/predict", content=digit(), headers=headers)
-    proxied = httpx.post(proxy + "/v1/predict", content=digit(), headers=headers)
+    direct = httpx.post(server.url + "/v1/predict", content=digit_png(), headers=headers)
+    proxied = httpx.post(proxy + "/v1/predict", content=digit_png(), headers=headers)
     assert proxied.status_code == 200
     assert proxied.json() == direct.json()
 

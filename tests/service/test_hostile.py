@@ -17,24 +17,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
-import numpy as np
 import pytest
 
 from tests.keras_files import publish_layers, random_layers, write_keras_declaring
 from tests.servers import Server, serve
-from tests.uploads import FORM_HEADERS, form_body, jpeg_repeating_a_scan, png, tall_16_bit_png
+from tests.uploads import (
+    FORM_HEADERS,
+    digit_png,
+    form_body,
+    jpeg_repeating_a_scan,
+    tall_16_bit_png,
+)
 from training.store import Store
 
 pytestmark = pytest.mark.integration
 
 RAW = {"content-type": "image/png"}
 MB = 1024 * 1024
-
-
-def digit() -> bytes:
-    pixels = np.zeros((28, 28), np.uint8)
-    pixels[6:22, 12:16] = 255
-    return png(pixels)
 
 
 @dataclass
@@ -72,7 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, S
     with serve(store.root, folder, "--poll-interval", "0.5") as running:
         with httpx.Client(base_url=running.url) as client:
             for _ in range(50):  # warm the allocator and the batcher
-                client.post("/v1/predict", content=digit(), headers=RAW)
+                client.post("/v1/predict", content=digit_png(), headers=RAW)
         yield running, store
 
 
@@ -140,7 +139,7 @@ def test_slow_bodies_hold_no_in_flight_slot(server: tuple[Server, Store]) -> Non
                 for sock in slow:
                     with contextlib.suppress(OSError):
                         sock.sendall(b"x")
-                response = client.post("/v1/predict", content=digit(), headers=RAW)
+                response = client.post("/v1/predict", content=digit_png(), headers=RAW)
                 statuses.append(response.status_code)
     finally:
         for sock in slow:
@@ -182,7 +181,8 @@ def test_a_lying_model_file_is_a_failed_load_and_the_served_version_stays(
     assert "weights declared, over" in running.log.read_text()
     assert httpx.get(running.url + "/readyz").json()["version"] == 1
     assert (
-        httpx.post(running.url + "/v1/predict", content=digit(), headers=RAW).json()["version"] == 1
+        httpx.post(running.url + "/v1/predict", content=digit_png(), headers=RAW).json()["version"]
+        == 1
     )
     store.set_alias("production", 1)
 

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from tests.uploads import png
+from tests.uploads import digit_png
 from training.store import Store
 
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def digit_png() -> bytes:
-    digit = np.zeros((28, 28), np.uint8)
-    digit[6:22, 12:16] = 255
-    return png(digit)
 
 
 def test_a_prediction_is_counted_everywhere(

@@ -13,17 +13,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.keras_files import publish_layers, random_layers
-from tests.uploads import png, rgba_strokes
+from tests.uploads import digit_png, png, rgba_strokes
 from training.store import Store
 
 MakeClient = Callable[..., TestClient]
 PNG = {"content-type": "image/png"}
-
-
-def digit_png() -> bytes:
-    digit = np.zeros((28, 28), np.uint8)
-    digit[6:22, 12:16] = 255
-    return png(digit)
 
 
 @pytest.fixture
