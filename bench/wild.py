@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import wild_uploads  # noqa: E402
 from service.inference import classify_batch  # noqa: E402
 from service.registry import LoadedModel, load_version  # noqa: E402
-from service.store import ModelStore  # noqa: E402
+from service.store import FolderStore  # noqa: E402
 from training.data import load_idx_dir  # noqa: E402
 
 KINDS = [*wild_uploads.MNIST_KINDS, "pen_drawn", "typed", "uci", "blank_dim"]
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         parser.error(f"unknown kinds {unknown}; known: {', '.join(KINDS)}")
-    store = ModelStore(args.store, args.model)
+    store = FolderStore(args.store, args.model)
     version = args.version or store.target("production") or max(store.versions(), default=None)
     if version is None:
         parser.error(f"no version in {args.store / args.model}")

@@ -28,7 +28,7 @@ from service.registry import ModelRegistry
 from service.routes import health, metrics, models, page, predict
 from service.routes.errors import error_responses, install_error_handlers
 from service.settings import Settings
-from service.store import ModelStore
+from service.stores import open_store
 
 log = logging.getLogger("service.app")
 GC_THRESHOLD = 50_000  # allocations between collections of the youngest generation (700)
@@ -76,7 +76,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = ModelRegistry(
-            ModelStore(settings.store, settings.model), settings.alias, settings.pinned_versions
+            open_store(settings.store, settings.model, settings.cache_dir),
+            settings.alias,
+            settings.pinned_versions,
         )
         app.state.settings = settings
         app.state.registry = registry

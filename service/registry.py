@@ -19,7 +19,7 @@ import numpy as np
 from service import metrics
 from service.errors import ModelNotReady, VersionNotFound, VersionUnavailable
 from service.runtime import DenseModel, UnsupportedModel, load_keras
-from service.store import ModelStore, StoreUnreadable
+from service.store import ModelStore, StoreUnreadable, VersionCorrupt
 
 log = logging.getLogger("service.registry")
 
@@ -49,20 +49,20 @@ class LoadedModel:
 
 
 def load_version(store: ModelStore, version: int) -> LoadedModel:
-    """Verify, parse and warm up one version; LoadFailed says which step failed."""
+    """Fetch and verify (`ModelStore.fetch`), parse and warm up one version; LoadFailed says
+    which step failed."""
     try:
-        manifest = store.manifest(version)
+        local = store.fetch(version)
     except StoreUnreadable as exc:
-        raise LoadFailed(f"version {version}: unreadable manifest ({exc})") from exc
-    problems = store.verify(version, manifest)
-    if problems:
-        raise LoadFailed(f"version {version}: checksums fail: {'; '.join(problems[:3])}")
+        raise LoadFailed(f"version {version}: unreadable ({exc.detail})") from exc
+    except VersionCorrupt as exc:
+        raise LoadFailed(f"version {version}: {exc}") from exc
     try:
-        model = load_keras(store.dir / str(version) / "model.keras")
+        model = load_keras(local.folder / "model.keras")
     except UnsupportedModel as exc:
         raise LoadFailed(f"version {version}: {exc}") from exc
     _warm_up(model, version)
-    return LoadedModel(store.name, version, model, manifest)
+    return LoadedModel(store.name, version, model, local.manifest)
 
 
 def _warm_up(model: DenseModel, version: int) -> None:
@@ -98,13 +98,17 @@ class ModelRegistry:
     def refresh(self) -> bool:
         """Load and swap in the version the store now names; True if the served one changed."""
         with self._lock:
+            served = self.current.version if self.current else None
             try:
                 target = self.store.target(self.alias)
             except StoreUnreadable as exc:
                 metrics.STORE_READ_FAILURES.inc()
-                log.error("store unreadable, keeping the served version: %s", exc.detail)
-                return False
-            served = self.current.version if self.current else None
+                log.error("store unreadable, keeping the served version %s: %s", served, exc.detail)
+                if served is not None:
+                    return False
+                target = self.store.cached_target(self.alias)  # a restart while it is away
+                if target is not None:
+                    log.warning("loading cached version %s until the store answers", target)
             if target is None or target == served or target in self._failed:
                 return False
             try:
@@ -126,7 +130,8 @@ class ModelRegistry:
         if version is None or (current is not None and version == current.version):
             if current is None:
                 raise ModelNotReady(
-                    f"no model is loaded yet: the store {self.store.dir} has no usable version",
+                    f"no model is loaded yet: the store {self.store.location} has no usable "
+                    "version",
                     headers={"Retry-After": "5"},
                 )
             return current

@@ -3,9 +3,10 @@ environment variables and defaults, in that order; the only place settings are r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MNIST_"
@@ -26,7 +27,16 @@ class Settings(BaseSettings):
         cli_implicit_flags=True,
     )
 
-    store: Path = Field(Path("models"), description="root folder of the model store")
+    store: str = Field(
+        "models",
+        description="the model store: a folder, or s3://BUCKET/PREFIX (configured by "
+        "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="where versions of an s3:// store are downloaded (default: "
+        "mnist-serve-cache in the temp folder)",
+    )
     model: str = Field("mnist", description="model name: the folder inside the store")
     alias: str = Field("production", description="serve the version this alias names")
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0: every one)")
@@ -50,3 +60,8 @@ class Settings(BaseSettings):
     )
     pinned_versions: int = Field(2, ge=0, description="other versions kept loaded for ?version=")
     access_log: bool = Field(True, description="log every request (uvicorn's access log)")
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _folder_as_text(cls, value: object) -> object:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value

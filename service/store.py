@@ -1,4 +1,6 @@
-"""The reading side of the model store (format: models/README.md).
+"""The reading side of the model store (format: models/README.md): a local folder
+(`FolderStore`) or an S3 bucket (`service.s3store.S3Store`), both behind `ModelStore`;
+`service.stores.open_store` picks one from a `--store` location.
 
 Deliberately not an import of `training.store`: the two deployables share the format, not
 code, and this side only ever reads. `tests/test_contract.py` keeps them in agreement.
@@ -11,6 +13,7 @@ import json
 import os
 import re
 import stat
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from service.errors import StoreUnavailable
 
 VERSION_RE = re.compile(r"[1-9][0-9]*")
 MANIFEST = "manifest.json"
+ALIASES = "aliases.json"
 # Largest aliases.json or manifest.json read. Ours are a few KB; a 50 MB aliases.json froze
 # the event loop 1 s a poll (json.loads holds the GIL), a symlink to /dev/zero grew RSS by
 # 400 MB/s, and a FIFO blocked the poller forever (issue 15's attack review).
@@ -26,25 +30,125 @@ MAX_JSON_BYTES = 1024 * 1024
 
 
 class StoreUnreadable(StoreUnavailable):
-    """A file or folder of the store could not be read or parsed: answered 503 where a
-    request meets it; a version's own files failing is the caller's 409."""
+    """A file or folder of the store could not be read or parsed, or the object store did
+    not answer: 503 where a request meets it; a version's own files failing is the caller's
+    409."""
+
+
+class VersionCorrupt(Exception):
+    """A version's files do not match its manifest (missing, extra, or another sha256)."""
 
 
 @dataclass(frozen=True)
-class ModelStore:
+class LocalVersion:
+    """A version whose files are on local disk and match its manifest's sha256."""
+
+    version: int
+    manifest: dict[str, Any]
+    folder: Path
+
+
+class ModelStore(ABC):
+    """One model's versions and aliases, wherever they are kept."""
+
+    name: str
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the model's versions are, for messages: a folder or an s3:// URL."""
+
+    @abstractmethod
+    def versions(self) -> list[int]:
+        """Published versions, ascending; StoreUnreadable when the store cannot be read."""
+
+    @abstractmethod
+    def aliases(self) -> dict[str, int]:
+        """alias -> version; `{}` when none was ever set; StoreUnreadable as above."""
+
+    @abstractmethod
+    def manifest(self, version: int) -> dict[str, Any]:
+        """A version's manifest.json; StoreUnreadable when it cannot be read or parsed."""
+
+    @abstractmethod
+    def fetch(self, version: int) -> LocalVersion:
+        """The version's files on local disk, every sha256 checked against its manifest.
+        StoreUnreadable when the store cannot be read; VersionCorrupt when files differ."""
+
+    def cached_target(self, alias: str) -> int | None:
+        """A version to serve without reaching the store (its local cache); None if none."""
+        return None
+
+    def target(self, alias: str) -> int | None:
+        """The version to serve: the alias's, else the highest; None for an empty store."""
+        named = self.aliases().get(alias)
+        if named is not None:
+            return named
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+
+def parse_aliases(data: bytes, where: str) -> dict[str, int]:
+    """aliases.json's bytes as alias -> version; StoreUnreadable naming `where` if they are
+    not a JSON object of integers."""
+    try:
+        return {str(k): int(v) for k, v in json.loads(data).items()}
+    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+        # OverflowError: {"production": 1e400}; RecursionError: [[[[...]]]] nested deep.
+        raise StoreUnreadable(f"{where}: {type(exc).__name__}: {exc}") from exc
+
+
+def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
+    """manifest.json's bytes as a dict; StoreUnreadable naming `where` otherwise."""
+    try:
+        manifest = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise StoreUnreadable(f"{where}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise StoreUnreadable(f"{where}: not a JSON object")
+    return manifest
+
+
+def verify_folder(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """Files of `folder` that are missing, extra or whose sha256 differs from the manifest
+    (whose own file, manifest.json, is not listed)."""
+    expected = manifest.get("files")
+    if not isinstance(expected, dict) or not expected:
+        return ["manifest lists no files"]
+    actual = {
+        p.relative_to(folder).as_posix(): p
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != MANIFEST
+    }
+    problems = [f"{name}: missing" for name in sorted(set(expected) - set(actual))]
+    problems += [f"{name}: not in manifest" for name in sorted(set(actual) - set(expected))]
+    for name in sorted(set(actual) & set(expected)):
+        try:
+            if sha256_file(actual[name]) != expected[name]:
+                problems.append(f"{name}: checksum mismatch")
+        except OSError as exc:
+            problems.append(f"{name}: unreadable ({exc.strerror})")
+    return problems
+
+
+class FolderStore(ModelStore):
     """`<root>/<name>/`: numbered version folders and aliases.json."""
 
-    root: Path
-    name: str
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root
+        self.name = name
 
     @property
     def dir(self) -> Path:
         return self.root / self.name
 
+    @property
+    def location(self) -> str:
+        return str(self.dir)
+
     def versions(self) -> list[int]:
-        """Published versions, ascending; anything not named like one is ignored. `[]`
-        when the model folder does not exist yet; StoreUnreadable when it cannot be read
-        (a folder that is a file, no permission, a symlink loop...)."""
+        """`[]` when the model folder does not exist yet; StoreUnreadable when it cannot be
+        read (a folder that is a file, no permission, a symlink loop...)."""
         try:
             entries = list(self.dir.iterdir())
         except FileNotFoundError:
@@ -55,63 +159,30 @@ class ModelStore:
         return sorted(int(p.name) for p in entries if VERSION_RE.fullmatch(p.name) and p.is_dir())
 
     def aliases(self) -> dict[str, int]:
-        """alias -> version; `{}` when the file does not exist."""
-        path = self.dir / "aliases.json"
+        path = self.dir / ALIASES
         try:
-            data = json.loads(read_small_file(path))
-            return {str(k): int(v) for k, v in data.items()}
+            data = read_small_file(path)
         except FileNotFoundError:
             return {}
-        except (
-            OSError,
-            ValueError,
-            TypeError,
-            AttributeError,
-            OverflowError,
-            RecursionError,
-        ) as exc:
-            # OverflowError: {"production": 1e400}; RecursionError: [[[[...]]]] nested deep.
+        except OSError as exc:
             raise StoreUnreadable(f"{path}: {type(exc).__name__}: {exc}") from exc
-
-    def target(self, alias: str) -> int | None:
-        """The version to serve: the alias's, else the highest; None for an empty store."""
-        named = self.aliases().get(alias)
-        if named is not None:
-            return named
-        versions = self.versions()
-        return versions[-1] if versions else None
+        return parse_aliases(data, str(path))
 
     def manifest(self, version: int) -> dict[str, Any]:
-        """A version's manifest.json."""
         path = self.dir / str(version) / MANIFEST
         try:
-            data = json.loads(read_small_file(path))
-        except (OSError, ValueError, RecursionError) as exc:
+            data = read_small_file(path)
+        except OSError as exc:
             raise StoreUnreadable(f"{path}: {type(exc).__name__}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise StoreUnreadable(f"{path}: not a JSON object")
-        return data
+        return parse_manifest(data, str(path))
 
-    def verify(self, version: int, manifest: dict[str, Any]) -> list[str]:
-        """Files that are missing, extra or whose sha256 differs from the manifest."""
+    def fetch(self, version: int) -> LocalVersion:
+        manifest = self.manifest(version)
         folder = self.dir / str(version)
-        expected = manifest.get("files")
-        if not isinstance(expected, dict) or not expected:
-            return ["manifest lists no files"]
-        actual = {
-            p.relative_to(folder).as_posix(): p
-            for p in folder.rglob("*")
-            if p.is_file() and p.name != MANIFEST
-        }
-        problems = [f"{name}: missing" for name in sorted(set(expected) - set(actual))]
-        problems += [f"{name}: not in manifest" for name in sorted(set(actual) - set(expected))]
-        for name in sorted(set(actual) & set(expected)):
-            try:
-                if _sha256(actual[name]) != expected[name]:
-                    problems.append(f"{name}: checksum mismatch")
-            except OSError as exc:
-                problems.append(f"{name}: unreadable ({exc.strerror})")
-        return problems
+        problems = verify_folder(folder, manifest)
+        if problems:
+            raise VersionCorrupt(f"checksums fail: {'; '.join(problems[:3])}")
+        return LocalVersion(version, manifest, folder)
 
 
 def read_small_file(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
@@ -134,7 +205,8 @@ def read_small_file(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
     return data
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):

@@ -16,6 +16,7 @@ from service.app import create_app
 from service.settings import Settings
 from tests.idx_files import synthetic_mnist, write_idx
 from tests.keras_files import publish_layers, random_layers
+from tests.s3 import S3Server, seaweedfs
 from training.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,6 +79,13 @@ def best_store(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> See
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     return SeedRun(root, proc)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3 server (SeaweedFS) for the session; each test takes a new bucket."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture

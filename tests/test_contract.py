@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from service.store import ModelStore
+from service.store import FolderStore
 from tests.uploads import png
 from training.data import load_idx_dir
 
@@ -31,10 +31,10 @@ def test_trained_and_published_model_is_served(mnist_dir: Path, tmp_path: Path) 
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
 
-    reader = ModelStore(tmp_path, "mnist")
+    reader = FolderStore(tmp_path, "mnist")
     manifest = reader.manifest(1)
     assert reader.versions() == [1] and reader.aliases() == {"production": 1}
-    assert reader.verify(1, manifest) == []
+    assert reader.fetch(1).folder == tmp_path / "mnist" / "1"
     for documented in ("model.keras", "history.json", "training-curves.png", "saved_model.pb"):
         assert documented in manifest["files"]
     for key in ("version", "created_at", "recipe", "data", "metrics", "libraries", "files"):

@@ -17,12 +17,14 @@ from training.data import DataError, Dataset, load_data
 from training.gate import DEFAULT_MIN_ACCURACY, DEFAULT_TOLERANCE, accuracy_gate, promotion
 from training.recipes import RECIPES, Recipe
 from training.report import push, training_registry, write_textfile
-from training.store import Store, StoreError
+from training.store import StoreError
+from training.stores import open_store
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from training.publish import TrainingRun
+    from training.stores import AnyStore
 
 EXIT_ERROR = 1
 EXIT_GATE = 3
@@ -44,7 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="folder with the four IDX files (default: $MNIST_DIR, else Keras's download)",
     )
     source.add_argument("--npz", type=Path, help="an .npz with x_train, y_train, x_test, y_test")
-    p.add_argument("--store", type=Path, default=_env_path("MNIST_STORE") or Path("models"))
+    p.add_argument(
+        "--store",
+        default=os.environ.get("MNIST_STORE") or "models",
+        help="a folder, or s3://BUCKET/PREFIX (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_REGION configure it); default: $MNIST_STORE, else models",
+    )
     p.add_argument("--name", default="mnist", help="model name: the folder inside the store")
     p.add_argument("--min-accuracy", type=float, default=DEFAULT_MIN_ACCURACY)
     p.add_argument("--promote", metavar="ALIAS", help="move this alias to the new version")
@@ -91,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, gate and publish; returns the exit code."""
-    store = Store(args.store, args.name)
+    store = open_store(args.store, args.name)
     if args.if_empty and (published := store.versions()):
-        print(f"{store.dir} already holds version {published[-1]}; nothing to do")
+        print(f"{store.location} already holds version {published[-1]}; nothing to do")
         return 0
     dataset = load_data(args.data_dir, args.npz)
     recipe = RECIPES[args.recipe].with_overrides(epochs=args.epochs, seed=args.seed)
@@ -114,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.pushgateway:
             write_textfile(_registry(store, None, run_), staging)
         version = store.commit(staging, build_manifest(run_))
-    print(f"published {store.name} version {version} at {store.dir / str(version)}")
+    print(f"published {store.name} version {version} at {store.location}/{version}")
     if args.pushgateway:
         _push(args.pushgateway, _registry(store, version, run_))
     if args.promote:
@@ -146,7 +153,7 @@ def _train(dataset: Dataset, recipe: Recipe, args: argparse.Namespace) -> Traini
     return TrainingRun(model, recipe, history, evaluation, dataset, duration)
 
 
-def _registry(store: Store, version: int | None, run_: TrainingRun) -> CollectorRegistry:
+def _registry(store: AnyStore, version: int | None, run_: TrainingRun) -> CollectorRegistry:
     e = run_.evaluation
     return training_registry(
         store.name, version, run_.recipe.name, e.accuracy, e.loss, run_.duration_seconds
@@ -161,7 +168,7 @@ def _push(gateway: str, registry: CollectorRegistry) -> None:
         print(f"mnist-train: warning: could not push metrics to {gateway} ({exc})", file=sys.stderr)
 
 
-def _current(store: Store, alias: str) -> tuple[int, float] | None:
+def _current(store: AnyStore, alias: str) -> tuple[int, float] | None:
     """(version, test accuracy) of what `alias` names now, or None if it is unset."""
     version = store.aliases().get(alias)
     if version is None:
@@ -172,7 +179,7 @@ def _current(store: Store, alias: str) -> tuple[int, float] | None:
         raise StoreError(f"version {version}'s manifest has no test accuracy ({exc})") from exc
 
 
-def _promote(store: Store, version: int, accuracy: float, alias: str, tolerance: float) -> None:
+def _promote(store: AnyStore, version: int, accuracy: float, alias: str, tolerance: float) -> None:
     decision = promotion(accuracy, _current(store, alias), alias, tolerance)
     if decision.ok:
         store.set_alias(alias, version)

@@ -16,6 +16,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,45 @@ def write_json_atomic(path: Path, data: Any) -> None:
     _fsync_dir(path.parent)
 
 
+@dataclass(frozen=True)
+class AliasChange:
+    """aliases.json and alias-history.json as they are to be written."""
+
+    aliases: dict[str, int]
+    history: dict[str, list[int]]
+
+
+def moved_alias(
+    aliases: dict[str, int], history: dict[str, list[int]], alias: str, version: int
+) -> AliasChange | None:
+    """The files after pointing `alias` at `version`, remembering the version it named for
+    `rolled_back`; None when it names `version` already."""
+    previous = aliases.get(alias)
+    if previous == version:
+        return None
+    stack = list(history.get(alias, [] if previous is None else [previous]))
+    return AliasChange({**aliases, alias: version}, {**history, alias: [*stack, version]})
+
+
+def rolled_back(
+    name: str,
+    aliases: dict[str, int],
+    history: dict[str, list[int]],
+    alias: str,
+    existing: set[int],
+) -> AliasChange:
+    """The files after pointing `alias` back at the last version it named before its current
+    one that still exists; StoreError when the alias is unset or has none."""
+    if alias not in aliases:
+        raise StoreError(f"{name}: alias {alias!r} is not set")
+    stack = [v for v in history.get(alias, []) if v in existing]
+    while stack and stack[-1] == aliases[alias]:
+        stack.pop()
+    if not stack:
+        raise StoreError(f"{name}: alias {alias!r} has no earlier version to go to")
+    return AliasChange({**aliases, alias: stack[-1]}, {**history, alias: stack})
+
+
 class Store:
     """One model's folder in the store: `<root>/<name>/<version>/`."""
 
@@ -71,6 +111,11 @@ class Store:
         self.root = root
         self.name = name
         self.dir = root / name
+
+    @property
+    def location(self) -> str:
+        """The model's folder, for messages."""
+        return str(self.dir)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -167,33 +212,22 @@ class Store:
         """Point `alias` at `version` (which must exist); returns the version it named."""
         self.version_dir(version)
         with self._alias_lock():
-            aliases = self.aliases()
-            previous = aliases.get(alias)
-            if previous == version:
-                return previous
-            history = self._alias_history()
-            stack = history.setdefault(alias, [] if previous is None else [previous])
-            stack.append(version)
-            write_json_atomic(self.dir / ALIAS_HISTORY, history)
-            write_json_atomic(self.dir / ALIASES, {**aliases, alias: version})
-            return previous
+            aliases, history = self.aliases(), self._alias_history()
+            moved = moved_alias(aliases, history, alias, version)
+            if moved is not None:
+                write_json_atomic(self.dir / ALIAS_HISTORY, moved.history)
+                write_json_atomic(self.dir / ALIASES, moved.aliases)
+            return aliases.get(alias)
 
     def rollback(self, alias: str) -> int:
         """Point `alias` back at the version it named before; returns that version."""
         with self._alias_lock():
-            aliases = self.aliases()
-            if alias not in aliases:
-                raise StoreError(f"{self.name}: alias {alias!r} is not set")
-            history = self._alias_history()
-            stack = [v for v in history.get(alias, []) if (self.dir / str(v)).is_dir()]
-            while stack and stack[-1] == aliases[alias]:
-                stack.pop()
-            if not stack:
-                raise StoreError(f"{self.name}: alias {alias!r} has no earlier version to go to")
-            history[alias] = stack
-            write_json_atomic(self.dir / ALIAS_HISTORY, history)
-            write_json_atomic(self.dir / ALIASES, {**aliases, alias: stack[-1]})
-            return stack[-1]
+            moved = rolled_back(
+                self.name, self.aliases(), self._alias_history(), alias, set(self.versions())
+            )
+            write_json_atomic(self.dir / ALIAS_HISTORY, moved.history)
+            write_json_atomic(self.dir / ALIASES, moved.aliases)
+            return moved.aliases[alias]
 
     # -- pruning -------------------------------------------------------------------------
 

@@ -7,15 +7,22 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from training.store import Store, StoreError
+from training.store import StoreError
+from training.stores import open_store
+
+if TYPE_CHECKING:
+    from training.stores import AnyStore
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Sub-commands and their flags; MNIST_STORE supplies the default store."""
     p = argparse.ArgumentParser(prog="mnist-models", description=__doc__)
     default_store = os.environ.get("MNIST_STORE") or "models"
-    p.add_argument("--store", type=Path, default=Path(default_store))
+    p.add_argument(
+        "--store", default=default_store, help="a folder, or s3://BUCKET/PREFIX (AWS_* variables)"
+    )
     p.add_argument("--name", default="mnist", help="model name: the folder inside the store")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="versions, their accuracy, and the aliases naming them")
@@ -42,11 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mnist-models`."""
     args = parse_args(argv)
-    if not args.store.is_dir():
+    if not args.store.startswith("s3://") and not Path(args.store).is_dir():
         print(f"mnist-models: error: no store at {args.store} (no such folder): name the "
               "folder mnist-train published into with --store", file=sys.stderr)  # fmt: skip
         return 1
-    store = Store(args.store, args.name)
+    store = open_store(args.store, args.name)
     try:
         return COMMANDS[args.command](store, args)
     except StoreError as exc:
@@ -54,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def cmd_list(store: Store, args: argparse.Namespace) -> int:
+def cmd_list(store: AnyStore, args: argparse.Namespace) -> int:
     """One line per version: number, accuracy, recipe, created_at, aliases."""
     aliases = store.aliases()
     versions = store.versions()
     if not versions:
-        print(f"no versions in {store.dir}")
+        print(f"no versions in {store.location}")
         return 0
     print(f"{'version':>7}  {'accuracy':>8}  {'recipe':<8}  {'created_at':<25}  aliases")
     for version in versions:
@@ -74,13 +81,13 @@ def cmd_list(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_show(store: Store, args: argparse.Namespace) -> int:
+def cmd_show(store: AnyStore, args: argparse.Namespace) -> int:
     """The manifest of one version, as JSON."""
     print(json.dumps(store.manifest(args.version), indent=2, sort_keys=True))
     return 0
 
 
-def _check_before_moving(store: Store, version: int, alias: str, force: bool) -> bool:
+def _check_before_moving(store: AnyStore, version: int, alias: str, force: bool) -> bool:
     """Whether `alias` may move to `version`: its files match its manifest, or `force`
     (said in the output). A failing version is refused with one line on stderr."""
     problems = store.verify(version)
@@ -96,11 +103,11 @@ def _check_before_moving(store: Store, version: int, alias: str, force: bool) ->
     return False
 
 
-def cmd_promote(store: Store, args: argparse.Namespace) -> int:
+def cmd_promote(store: AnyStore, args: argparse.Namespace) -> int:
     """Point the alias at the version, once its checksums pass, remembering the one it
     named for `rollback`."""
     if args.version not in store.versions():
-        raise StoreError(f"no version {args.version} in {store.dir}")
+        raise StoreError(f"no version {args.version} in {store.location}")
     if not _check_before_moving(store, args.version, args.alias, args.force):
         return 1
     previous = store.set_alias(args.alias, args.version)
@@ -108,7 +115,7 @@ def cmd_promote(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rollback(store: Store, args: argparse.Namespace) -> int:
+def cmd_rollback(store: AnyStore, args: argparse.Namespace) -> int:
     """Point the alias back at the version it named before the last promotion."""
     current = store.aliases().get(args.alias)
     version = store.rollback(args.alias)
@@ -116,7 +123,7 @@ def cmd_rollback(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(store: Store, args: argparse.Namespace) -> int:
+def cmd_verify(store: AnyStore, args: argparse.Namespace) -> int:
     """Checksums of one or all versions; exit 1 if any file does not match."""
     versions = [args.version] if args.version is not None else store.versions()
     failed = 0
@@ -129,7 +136,7 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_prune(store: Store, args: argparse.Namespace) -> int:
+def cmd_prune(store: AnyStore, args: argparse.Namespace) -> int:
     """Remove old versions and leftover staging folders."""
     removed, cleaned = store.prune(args.keep)
     print(f"removed versions: {', '.join(map(str, removed)) or 'none'}")

@@ -15,7 +15,7 @@ import pytest
 
 from bench import wild
 from service.registry import load_version
-from service.store import ModelStore
+from service.store import FolderStore
 from tests.conftest import SeedRun
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ BEST_FLOORS["uci"] = 0.8  # 40 of the 1,797: the whole set reads 94-95% (issue 1
 
 
 def run(store: Path, mnist_dir: Path) -> dict[str, float]:
-    loaded = load_version(ModelStore(store, "mnist"), 1)
+    loaded = load_version(FolderStore(store, "mnist"), 1)
     table = wild.evaluate(loaded, wild.KINDS, COUNT, seed=11, mnist_dir=mnist_dir)
     return {kind: row["accuracy"] for kind, row in table.items()}
 

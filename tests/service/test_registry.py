@@ -11,13 +11,13 @@ import pytest
 from service import metrics
 from service.errors import ModelNotReady, VersionNotFound, VersionUnavailable
 from service.registry import ModelRegistry
-from service.store import MAX_JSON_BYTES, ModelStore
+from service.store import MAX_JSON_BYTES, FolderStore
 from tests.keras_files import publish_layers, random_layers
 from training.store import Store
 
 
 def registry_for(store: Store) -> ModelRegistry:
-    return ModelRegistry(ModelStore(store.root, store.name), "production")
+    return ModelRegistry(FolderStore(store.root, store.name), "production")
 
 
 def test_serves_the_highest_version_without_an_alias(tiny_store: Store) -> None:
@@ -104,7 +104,7 @@ def test_pinned_tampered_version_is_409(tiny_store: Store) -> None:
 def test_staging_and_odd_names_are_not_versions(tiny_store: Store) -> None:
     for name in (".tmp-half", "07", "latest"):
         (tiny_store.dir / name).mkdir()
-    assert ModelStore(tiny_store.root, "mnist").versions() == [1]
+    assert FolderStore(tiny_store.root, "mnist").versions() == [1]
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "huge"])

@@ -1,0 +1,272 @@
+"""The reading side of the model store on S3-compatible object storage: `s3://BUCKET/PREFIX`
+holds `<name>/<version>/...` and `<name>/aliases.json` exactly as a folder store does
+(models/README.md).
+
+boto3 is the client: it reads the standard configuration itself (AWS_ENDPOINT_URL,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, profiles, instance roles), retries
+with backoff, and is what TF Serving's, KServe's and MLflow's S3 support is written against.
+
+Polling is one conditional GET of aliases.json (`If-None-Match` with the ETag of the last
+answer: 304 and no body while the alias has not moved). A version is downloaded once into a
+local cache, every file checked against the manifest's sha256 (an ETag is not a checksum:
+multipart uploads have ETags that are no MD5), and published there by a rename, so workers
+sharing the cache never see half a download. Versions are immutable, so a cached version
+that still matches its manifest is served without asking the store: when the object store
+is unreachable, a worker that restarts still loads what it served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from service.store import (
+    ALIASES,
+    MANIFEST,
+    MAX_JSON_BYTES,
+    VERSION_RE,
+    LocalVersion,
+    ModelStore,
+    StoreUnreadable,
+    VersionCorrupt,
+    parse_aliases,
+    parse_manifest,
+    read_small_file,
+    verify_folder,
+)
+
+log = logging.getLogger("service.s3store")
+
+# Largest file of a version downloaded; ours are about 5 MB (model.keras, the SavedModel's
+# variables). A bucket that names a 10 GB file must not fill the cache disk.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+# A poll must not hang on a store that stopped answering: a refused connection fails at
+# once, a silent one after `connect_timeout`; `standard` retries back off (botocore docs,
+# "Retries").
+CLIENT_CONFIG = botocore.config.Config(
+    connect_timeout=2, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}
+)
+CLIENT_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+STAGING_PREFIX = ".tmp-"
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix/"); ValueError if no bucket."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise ValueError(f"{url!r}: an S3 store is s3://BUCKET or s3://BUCKET/PREFIX")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def error_code(exc: Exception) -> str:
+    """The S3 error code of a ClientError ("NoSuchKey", "304", "PreconditionFailed"...)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class S3Store(ModelStore):
+    """One model's versions in a bucket, downloaded into `cache_dir/<name>/<version>/`."""
+
+    def __init__(self, url: str, name: str, cache_dir: Path | None = None, client=None) -> None:
+        self.url = url.rstrip("/")
+        self.bucket, prefix = split_url(url)
+        self.name = name
+        self.prefix = f"{prefix}{name}/"
+        self.client = client or boto3.client("s3", config=CLIENT_CONFIG)
+        root = cache_dir or Path(tempfile.gettempdir()) / "mnist-serve-cache"
+        self.cache = root / name
+        self._aliases: tuple[str, dict[str, int]] | None = None  # (ETag, aliases)
+        self._lock = threading.Lock()
+
+    @property
+    def location(self) -> str:
+        return f"{self.url}/{self.name}"
+
+    # -- what the store holds ------------------------------------------------------------
+
+    def versions(self) -> list[int]:
+        """Versions whose manifest exists: a publish writes it last, so a version being
+        uploaded, or one whose upload died, is not one."""
+        found = set()
+        for key, _size in self._list(self.prefix):
+            number, _, rest = key.partition("/")
+            if rest == MANIFEST and VERSION_RE.fullmatch(number):
+                found.add(int(number))
+        return sorted(found)
+
+    def aliases(self) -> dict[str, int]:
+        """One conditional GET: while aliases.json keeps its ETag the store answers 304 and
+        the aliases read last are returned."""
+        key = self.prefix + ALIASES
+        known = self._aliases
+        try:
+            if known is None:
+                answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            else:
+                answer = self.client.get_object(Bucket=self.bucket, Key=key, IfNoneMatch=known[0])
+            data = self._read_body(answer, key, MAX_JSON_BYTES)
+        except CLIENT_ERRORS as exc:
+            code = error_code(exc)
+            if code == "304" and known is not None:
+                return dict(known[1])
+            if code in ("NoSuchKey", "404"):
+                self._aliases = None
+                return {}
+            raise self._unreachable(key, exc) from exc
+        aliases = parse_aliases(data, f"s3://{self.bucket}/{key}")
+        self._aliases = (answer["ETag"], aliases)
+        self._remember_aliases(data)
+        return dict(aliases)
+
+    def manifest(self, version: int) -> dict[str, Any]:
+        key = f"{self.prefix}{version}/{MANIFEST}"
+        return parse_manifest(self._get(key, MAX_JSON_BYTES), f"s3://{self.bucket}/{key}")
+
+    def fetch(self, version: int) -> LocalVersion:
+        """The cached copy when it still matches its manifest; else a download of every file
+        the manifest lists into a staging folder, checked, then renamed into the cache."""
+        folder = self.cache / str(version)
+        with self._lock:  # one download per process; other workers race by rename
+            cached = self._cached(version)
+            if cached is not None:
+                return cached
+            manifest = self.manifest(version)
+            staging = self.cache / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+            try:
+                self._download(version, manifest, staging)
+                (staging / MANIFEST).write_text(json.dumps(manifest))
+                try:
+                    os.rename(staging, folder)
+                except OSError:  # another worker published the same version first
+                    cached = self._cached(version)
+                    if cached is None:
+                        raise
+                    return cached
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            return LocalVersion(version, manifest, folder)
+
+    def cached_target(self, alias: str) -> int | None:
+        """The version the last aliases.json read named, if it is in the cache; else the
+        highest cached version."""
+        try:
+            named = parse_aliases(read_small_file(self.cache / ALIASES), ALIASES).get(alias)
+        except (OSError, StoreUnreadable):
+            named = None
+        cached = sorted(
+            int(p.name)
+            for p in self.cache.glob("[1-9]*")
+            if VERSION_RE.fullmatch(p.name) and (p / MANIFEST).is_file()
+        )
+        if named in cached:
+            return named
+        return cached[-1] if cached else None
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _cached(self, version: int) -> LocalVersion | None:
+        folder = self.cache / str(version)
+        try:
+            manifest = parse_manifest(read_small_file(folder / MANIFEST), str(folder))
+        except (OSError, StoreUnreadable):
+            return None
+        if verify_folder(folder, manifest):
+            log.warning("cached %s version %d does not match its manifest; downloading it "
+                        "again", self.name, version)  # fmt: skip
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        return LocalVersion(version, manifest, folder)
+
+    def _download(self, version: int, manifest: dict[str, Any], staging: Path) -> None:
+        expected = manifest.get("files")
+        if not isinstance(expected, dict) or not expected:
+            raise VersionCorrupt("checksums fail: manifest lists no files")
+        base = f"{self.prefix}{version}/"
+        listed = {key: size for key, size in self._list(base) if key != MANIFEST}
+        problems = [f"{name}: missing" for name in sorted(set(expected) - set(listed))]
+        problems += [f"{name}: not in manifest" for name in sorted(set(listed) - set(expected))]
+        problems += [
+            f"{name}: {listed[name]} bytes, over the limit of {MAX_FILE_BYTES}"
+            for name in sorted(set(listed) & set(expected))
+            if listed[name] > MAX_FILE_BYTES
+        ]
+        if problems:
+            raise VersionCorrupt(f"checksums fail: {'; '.join(problems[:3])}")
+        for name, sha256 in expected.items():
+            target = staging / name
+            if not target.resolve().is_relative_to(staging.resolve()):
+                raise VersionCorrupt(f"checksums fail: {name}: outside the version folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            key = base + name
+            try:
+                answer = self.client.get_object(Bucket=self.bucket, Key=key)
+                digest = hashlib.sha256()
+                with target.open("wb") as out:
+                    for chunk in answer["Body"].iter_chunks(1 << 20):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        if out.tell() > MAX_FILE_BYTES:
+                            raise VersionCorrupt(f"checksums fail: {name}: over the limit")
+            except CLIENT_ERRORS as exc:
+                raise self._unreachable(key, exc) from exc
+            if digest.hexdigest() != sha256:
+                raise VersionCorrupt(f"checksums fail: {name}: checksum mismatch")
+
+    def _remember_aliases(self, data: bytes) -> None:
+        """Keep aliases.json beside the cached versions, for `cached_target` after a
+        restart while the store is unreachable."""
+        try:
+            self.cache.mkdir(parents=True, exist_ok=True)
+            tmp = self.cache / f"{STAGING_PREFIX}{ALIASES}.{uuid.uuid4().hex}"
+            tmp.write_bytes(data)
+            os.replace(tmp, self.cache / ALIASES)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.cache / ALIASES, exc)
+
+    def _list(self, prefix: str) -> list[tuple[str, int]]:
+        """(key relative to `prefix`, size) of every object under it."""
+        found = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                found += [(o["Key"][len(prefix) :], o["Size"]) for o in page.get("Contents", [])]
+        except CLIENT_ERRORS as exc:
+            raise self._unreachable(prefix, exc) from exc
+        return found
+
+    def _get(self, key: str, limit: int) -> bytes:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            return self._read_body(answer, key, limit)
+        except CLIENT_ERRORS as exc:
+            raise self._unreachable(key, exc) from exc
+
+    def _read_body(self, answer: dict[str, Any], key: str, limit: int) -> bytes:
+        if answer.get("ContentLength", 0) > limit:
+            answer["Body"].close()
+            raise StoreUnreadable(f"s3://{self.bucket}/{key}: over the limit of {limit} bytes")
+        data = answer["Body"].read(limit + 1)
+        if len(data) > limit:
+            raise StoreUnreadable(f"s3://{self.bucket}/{key}: over the limit of {limit} bytes")
+        return data
+
+    def _unreachable(self, key: str, exc: Exception) -> StoreUnreadable:
+        code = error_code(exc)
+        reason = f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
+        return StoreUnreadable(f"s3://{self.bucket}/{key}: {reason}")

@@ -1,0 +1,168 @@
+"""The S3 store's reading side against a real S3 server (SeaweedFS): what is a version, the
+cheap poll, the checked download into the cache, and serving on while the store is away."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import boto3
+import pytest
+
+from service.registry import ModelRegistry
+from service.s3store import S3Store, split_url
+from service.store import StoreUnreadable, VersionCorrupt
+from tests.keras_files import publish_layers, random_layers
+from tests.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server, free_ports
+from training.s3store import S3Store as S3Writer
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> str:
+    return s3_server.new_bucket()
+
+
+def reader(server: S3Server, bucket: str, cache: Path, endpoint: str | None = None) -> S3Store:
+    client = boto3.client(
+        "s3", endpoint_url=endpoint or server.endpoint, aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY, region_name=REGION,
+    )  # fmt: skip
+    return S3Store(f"s3://{bucket}/store", "mnist", cache, client=client)
+
+
+def writer(server: S3Server, bucket: str) -> S3Writer:
+    return S3Writer(f"s3://{bucket}/store", "mnist", client=server.client())
+
+
+def unreachable(server: S3Server, bucket: str, cache: Path) -> S3Store:
+    """The same store through an endpoint where nothing listens: the store gone away."""
+    return reader(server, bucket, cache, f"http://127.0.0.1:{free_ports(1)[0]}")
+
+
+def test_split_url() -> None:
+    assert split_url("s3://b") == ("b", "")
+    assert split_url("s3://b/a/b/") == ("b", "a/b/")
+    with pytest.raises(ValueError, match="s3://BUCKET"):
+        split_url("s3:///x")
+
+
+def test_versions_are_those_with_a_manifest(s3_server: S3Server, bucket: str, tmp_path: Path):
+    store = reader(s3_server, bucket, tmp_path)
+    assert store.versions() == [] and store.aliases() == {} and store.target("production") is None
+    publish_layers(writer(s3_server, bucket), random_layers(seed=1))
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key="store/mnist/2/model.keras", Body=b"being uploaded")
+    client.put_object(Bucket=bucket, Key="store/mnist/07/manifest.json", Body=b"{}")
+    client.put_object(Bucket=bucket, Key="store/mnist/.claims/3", Body=b"{}")
+    assert store.versions() == [1]
+    assert store.target("production") == 1
+
+
+def test_alias_poll_is_a_conditional_get_answered_304(
+    s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    w = writer(s3_server, bucket)
+    publish_layers(w, random_layers(seed=1))
+    publish_layers(w, random_layers(seed=2))
+    w.set_alias("production", 1)
+    store = reader(s3_server, bucket, tmp_path)
+    statuses: list[int] = []
+    store.client.meta.events.register(
+        "after-call.s3.GetObject",
+        lambda http_response, **_: statuses.append(http_response.status_code),
+    )
+    assert store.target("production") == 1
+    assert store.target("production") == 1
+    assert statuses == [200, 304]
+    w.set_alias("production", 2)
+    assert store.target("production") == 2
+    assert statuses == [200, 304, 200]
+
+
+def test_fetch_downloads_checks_and_caches(s3_server: S3Server, bucket: str, tmp_path: Path):
+    publish_layers(writer(s3_server, bucket), random_layers(seed=1))
+    local = reader(s3_server, bucket, tmp_path).fetch(1)
+    assert local.folder == tmp_path / "mnist" / "1"
+    assert (local.folder / "model.keras").is_file() and local.manifest["version"] == 1
+    assert json.loads((local.folder / "manifest.json").read_text()) == local.manifest
+    assert not list((tmp_path / "mnist").glob(".tmp-*"))
+    # Immutable versions: the cached copy is served without the store.
+    again = unreachable(s3_server, bucket, tmp_path).fetch(1)
+    assert again.folder == local.folder
+
+
+def test_a_damaged_cache_is_downloaded_again(s3_server: S3Server, bucket: str, tmp_path: Path):
+    publish_layers(writer(s3_server, bucket), random_layers(seed=1))
+    store = reader(s3_server, bucket, tmp_path)
+    model = store.fetch(1).folder / "model.keras"
+    good = model.read_bytes()
+    model.write_bytes(b"flipped")
+    with pytest.raises(StoreUnreadable):  # not trusted, and the store is away
+        unreachable(s3_server, bucket, tmp_path).fetch(1)
+    assert store.fetch(1).folder == model.parent
+    assert model.read_bytes() == good
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ("tamper", "model.keras: checksum mismatch"),
+        ("delete", "model.keras: missing"),
+        ("extra", "evil.py: not in manifest"),
+    ],
+)
+def test_a_version_that_differs_from_its_manifest_is_refused(
+    s3_server: S3Server, bucket: str, tmp_path: Path, change: str, problem: str
+) -> None:
+    publish_layers(writer(s3_server, bucket), random_layers(seed=1))
+    client, key = s3_server.client(), "store/mnist/1/model.keras"
+    if change == "tamper":
+        client.put_object(Bucket=bucket, Key=key, Body=b"not the model")
+    elif change == "delete":
+        client.delete_object(Bucket=bucket, Key=key)
+    else:
+        client.put_object(Bucket=bucket, Key="store/mnist/1/evil.py", Body=b"import os")
+    with pytest.raises(VersionCorrupt, match=problem):
+        reader(s3_server, bucket, tmp_path).fetch(1)
+    assert not (tmp_path / "mnist" / "1").exists()
+    assert not list((tmp_path / "mnist").glob(".tmp-*"))
+
+
+def test_an_unreachable_store_is_store_unreadable(
+    s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    store = unreachable(s3_server, bucket, tmp_path)
+    for call in (store.versions, store.aliases, lambda: store.manifest(1), lambda: store.fetch(1)):
+        with pytest.raises(StoreUnreadable, match="Could not connect"):
+            call()
+    with pytest.raises(StoreUnreadable, match="NoSuchBucket"):
+        S3Store("s3://no-such-bucket", "mnist", tmp_path, client=s3_server.client()).versions()
+
+
+def test_oversized_aliases_are_refused(s3_server: S3Server, bucket: str, tmp_path: Path):
+    s3_server.client().put_object(
+        Bucket=bucket, Key="store/mnist/aliases.json", Body=b" " * (1024 * 1024 + 1)
+    )
+    with pytest.raises(StoreUnreadable, match="over the limit"):
+        reader(s3_server, bucket, tmp_path).aliases()
+
+
+def test_registry_keeps_serving_and_restarts_from_the_cache(
+    s3_server: S3Server, bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = writer(s3_server, bucket)
+    publish_layers(w, random_layers(seed=1))
+    publish_layers(w, random_layers(seed=2))
+    w.set_alias("production", 1)  # the cache's fallback must follow the alias, not the highest
+    registry = ModelRegistry(reader(s3_server, bucket, tmp_path), "production")
+    assert registry.refresh() and registry.get().version == 1
+
+    away = ModelRegistry(unreachable(s3_server, bucket, tmp_path), "production")
+    away.current = registry.current
+    with caplog.at_level(logging.ERROR):
+        assert away.refresh() is False
+    assert away.get().version == 1 and "store unreadable" in caplog.text
+
+    restarted = ModelRegistry(unreachable(s3_server, bucket, tmp_path), "production")
+    assert restarted.refresh() and restarted.get().version == 1

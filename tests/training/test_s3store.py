@@ -1,0 +1,131 @@
+"""The S3 store's writing side against a real S3 server (SeaweedFS): numbers taken by
+create-only writes, manifests written last, aliases moved by compare-and-swap."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import training.s3store
+from tests.keras_files import publish_layers, random_layers
+from tests.s3 import S3Server
+from training.s3store import S3Store
+from training.store import StoreError
+from training.stores import open_store
+
+
+@pytest.fixture
+def store(s3_server: S3Server) -> S3Store:
+    return S3Store(f"s3://{s3_server.new_bucket()}/p", "mnist", client=s3_server.client())
+
+
+def keys(store: S3Store) -> set[str]:
+    return set(store._keys(""))
+
+
+def test_open_store_picks_by_location(tmp_path: Path) -> None:
+    assert type(open_store("s3://b/p")).__name__ == "S3Store"
+    assert type(open_store(tmp_path)).__name__ == "Store"
+
+
+def test_publish_claims_uploads_then_writes_the_manifest(store: S3Store) -> None:
+    assert publish_layers(store, random_layers(seed=1)) == 1
+    assert publish_layers(store, random_layers(seed=2)) == 2
+    assert store.versions() == [1, 2]
+    assert {".claims/1", ".claims/2", "1/manifest.json", "1/model.keras"} <= keys(store)
+    manifest = store.manifest(2)
+    assert manifest["version"] == 2 and manifest["name"] == "mnist"
+    assert set(manifest["files"]) == {"model.keras"}
+    assert store.verify(1) == [] and store.verify(2) == []
+
+
+def test_a_claimed_number_is_never_reused(store: S3Store) -> None:
+    store.client.put_object(Bucket=store.bucket, Key=store.prefix + ".claims/1", Body=b"{}")
+    assert publish_layers(store, random_layers(seed=1)) == 2
+    assert store.versions() == [2]
+
+
+def test_concurrent_publishers_get_distinct_versions(store: S3Store) -> None:
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(publish_layers(store, random_layers(i))))
+        for i in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [1, 2, 3, 4, 5, 6]
+    assert store.versions() == [1, 2, 3, 4, 5, 6]
+    assert all(store.verify(v) == [] for v in results)
+
+
+def test_concurrent_promotions_lose_none(store: S3Store) -> None:
+    """Eight writers move eight different aliases at once: a read-modify-write without
+    compare-and-swap drops some of them."""
+    publish_layers(store, random_layers(seed=1))
+    barrier = threading.Barrier(8)
+
+    def promote(i: int) -> None:
+        barrier.wait()
+        store.set_alias(f"alias-{i}", 1)
+
+    threads = [threading.Thread(target=promote, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.aliases() == {f"alias-{i}": 1 for i in range(8)}
+
+
+def test_set_alias_and_rollback(store: S3Store) -> None:
+    for seed in (1, 2, 3):
+        publish_layers(store, random_layers(seed=seed))
+    assert store.set_alias("production", 1) is None
+    assert store.set_alias("production", 3) == 1
+    assert store.set_alias("production", 3) == 3
+    assert store.rollback("production") == 1
+    assert store.aliases() == {"production": 1}
+    with pytest.raises(StoreError, match="no earlier version"):
+        store.rollback("production")
+    with pytest.raises(StoreError, match="not set"):
+        store.rollback("staging")
+    with pytest.raises(StoreError, match="no version 9"):
+        store.set_alias("production", 9)
+
+
+def test_verify_names_what_differs(store: S3Store) -> None:
+    publish_layers(store, random_layers(seed=1))
+    put = store.client.put_object
+    put(Bucket=store.bucket, Key=store.prefix + "1/model.keras", Body=b"swapped")
+    put(Bucket=store.bucket, Key=store.prefix + "1/extra.bin", Body=b"x")
+    problems = store.verify(1)
+    assert problems[0] == "extra.bin: not in the manifest"
+    assert problems[1].startswith("model.keras: sha256 ")
+
+
+def test_prune_spares_aliased_and_cleans_abandoned_claims(
+    store: S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for seed in (1, 2, 3, 4):
+        publish_layers(store, random_layers(seed=seed))
+    store.set_alias("production", 1)
+    put = store.client.put_object
+    put(Bucket=store.bucket, Key=store.prefix + ".claims/5", Body=b"{}")
+    put(Bucket=store.bucket, Key=store.prefix + "5/model.keras", Body=b"half")
+    assert store.prune(keep=1) == ([2, 3], [])  # the claim is young: a publish in progress
+    monkeypatch.setattr(training.s3store, "ABANDONED_AFTER", timedelta(0))
+    assert store.prune(keep=1) == ([], [".claims/5"])
+    assert store.versions() == [1, 4]
+    assert not any(k.startswith(("2/", "3/", "5/")) for k in keys(store))
+    with pytest.raises(StoreError, match="at least 1"):
+        store.prune(keep=0)
+
+
+def test_unreachable_store_fails_before_training(s3_server: S3Server) -> None:
+    store = S3Store("s3://no-such-bucket/p", "mnist", client=s3_server.client())
+    with pytest.raises(StoreError, match="s3://no-such-bucket"), store.publishing():
+        pass
