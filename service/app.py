@@ -21,13 +21,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
 from service.batching import MicroBatcher
+from service.drain import Drain
 from service.inference import classify_pictures
 from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout
 from service.metrics import RequestMetrics, mark_worker_dead, reap_dead_workers
 from service.registry import ModelRegistry
 from service.routes import health, metrics, models, page, predict
 from service.routes.errors import error_responses, install_error_handlers
-from service.settings import Settings
+from service.settings import Settings, configure_logging
 from service.stores import open_store
 
 log = logging.getLogger("service.app")
@@ -72,6 +73,7 @@ async def poll_store(registry: ModelRegistry, settings: Settings) -> None:
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """Build the app; the model loads in the lifespan, not at import time."""
     settings = settings or Settings()
+    configure_logging()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.settings = settings
         app.state.registry = registry
         app.state.batcher = MicroBatcher(classify_pictures, settings.max_batch)
+        app.state.drain = Drain(settings.drain_seconds)
+        app.state.drain.install(asyncio.get_running_loop())
         await refresh(registry)
         if registry.current is None:
             log.warning("no model in %s yet; /readyz stays 503 until one loads", settings.store)

@@ -4,7 +4,6 @@ processes under uvicorn's own supervisor."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -15,7 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from service.settings import ENV_PREFIX, Settings
+from service.settings import ENV_PREFIX, Settings, configure_logging
 
 GRACE_SECONDS = 30  # for requests in flight when a worker is told to stop
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client itself, at import
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     # parallelism; OpenBLAS's own threads, spinning on every micro-batched forward pass,
     # took 2 workers from ~3,000 to ~250 requests/s on 2 cores (BENCHMARKS.md).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     if settings.workers == 1:
         # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to the
         # handler there before it: make that a clean exit, so a stop is not a crash (143).

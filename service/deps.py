@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.drain import Drain
 from service.registry import ModelRegistry
 
 
@@ -17,3 +18,11 @@ async def get_registry(request: Request) -> ModelRegistry:
 
 
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+
+
+async def get_drain(request: Request) -> Drain:
+    """Whether the worker is draining (SIGTERM received)."""
+    return request.app.state.drain
+
+
+DrainDep = Annotated[Drain, Depends(get_drain)]

@@ -3,6 +3,7 @@ environment variables and defaults, in that order; the only place settings are r
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,13 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "MNIST_"
+
+
+def configure_logging() -> None:
+    """The service's own log lines (INFO and up) on stderr, beside uvicorn's; done in each
+    worker too, which uvicorn starts with only its own loggers configured."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 class Settings(BaseSettings):
@@ -50,6 +58,12 @@ class Settings(BaseSettings):
     max_batch: int = Field(64, ge=1, description="most images in one batch request")
     max_in_flight: int = Field(64, ge=1, description="requests per worker before 503")
     request_timeout: float = Field(15.0, gt=0, description="seconds to receive and answer")
+    drain_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="on SIGTERM, seconds to keep serving with /readyz at 503 before stopping "
+        "(so load balancers stop sending first)",
+    )
     offload_bytes: int = Field(
         64 * 1024, ge=0, description="uploads larger than this are decoded off the event loop"
     )

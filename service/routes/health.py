@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.deps import RegistryDep
+from service.deps import DrainDep, RegistryDep
 from service.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -22,9 +22,13 @@ async def healthz(registry: RegistryDep) -> Health:
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
-async def readyz(registry: RegistryDep) -> JSONResponse:
-    """Readiness: 200 once a model version is loaded, 503 before."""
+async def readyz(registry: RegistryDep, drain: DrainDep) -> JSONResponse:
+    """Readiness: 200 once a model version is loaded; 503 before, and from SIGTERM on
+    (the worker is draining: still answering, about to stop)."""
     current = registry.current
+    if drain.draining:
+        body = Health(status="draining", detail="stopping: send new requests elsewhere")
+        return JSONResponse(body.model_dump(), status_code=503)
     if current is None:
         body = Health(status="not ready", detail="no model version loaded yet")
         return JSONResponse(body.model_dump(), status_code=503)
