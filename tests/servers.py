@@ -7,10 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -43,11 +45,18 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(store_root: Path, log_dir: Path, *flags: str, ready: bool = True) -> Iterator[Server]:
-    """Run `python -m service.cli --store ... --port <free>`; stop it (SIGTERM) afterwards."""
+def serve(
+    store_root: Path | str,
+    log_dir: Path,
+    *flags: str,
+    ready: bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """Run `python -m service.cli --store ... --port <free>` (with `env` added to the
+    environment); stop it (SIGTERM) afterwards."""
     port = free_port()
     log = log_dir / f"server-{port}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_")} | (env or {})
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "--store", str(store_root), "--port", str(port),
@@ -149,3 +158,57 @@ def requests_by_worker(metrics_dir: Path) -> dict[int, float]:
             if sample.name == "mnist_http_requests_total"
         )
     return counts
+
+
+class Answer(NamedTuple):
+    """One request of a Load: when it was sent and answered (monotonic seconds), its status
+    and the version that answered, the client thread that sent it."""
+
+    sent: float
+    received: float
+    status: int
+    version: int | None
+    thread: int
+
+
+class Load:
+    """Threads that POST one image in a loop and record every answer."""
+
+    def __init__(self, url: str, image: bytes, threads: int = 4) -> None:
+        self.url, self.image = url, image
+        self.answers: list[Answer] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
+
+    def _run(self, thread: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                try:
+                    sent = time.monotonic()
+                    r = client.post("/v1/predict", content=self.image,
+                                    headers={"content-type": "image/png"})  # fmt: skip
+                    version = r.json().get("version") if r.status_code == 200 else None
+                    self.answers.append(
+                        Answer(sent, time.monotonic(), r.status_code, version, thread)
+                    )
+                except httpx.HTTPError as exc:
+                    self.errors.append(repr(exc))
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+
+    def wait_for_version(self, version: int, timeout: float = 15) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(answer.version == version for answer in self.answers[-20:]):
+                return time.monotonic()
+            time.sleep(0.02)
+        raise TimeoutError(f"version {version} never answered")

@@ -20,6 +20,7 @@ PURE = [
     "service.imaging.mnist",
     "service.runtime",
     "service.store",
+    "service.s3store",
 ]
 EDGE = ("fastapi", "starlette", "prometheus_client", "uvicorn")
 

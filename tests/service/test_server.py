@@ -11,7 +11,6 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
 
 import httpx
 import numpy as np
@@ -19,7 +18,7 @@ import pytest
 
 from tests.conftest import SeedRun
 from tests.keras_files import publish_layers, random_layers
-from tests.servers import serve
+from tests.servers import Load, serve
 from tests.uploads import gif_bomb, png, png_header_only
 from training.data import load_idx_dir
 from training.store import Store
@@ -60,60 +59,6 @@ def test_http_accuracy_matches_the_manifest(store: Store, mnist_dir: Path, tmp_p
     predicted = np.array([r.json()["digit"] for r in answers])
     accuracy = float((predicted == data.y_test[:1000]).mean())
     assert abs(accuracy - store.manifest(1)["metrics"]["accuracy"]) <= 0.005
-
-
-class Answer(NamedTuple):
-    """One request of a Load: when it was sent and answered (monotonic seconds), its status
-    and the version that answered, the client thread that sent it."""
-
-    sent: float
-    received: float
-    status: int
-    version: int | None
-    thread: int
-
-
-class Load:
-    """Threads that POST one image in a loop and record every answer."""
-
-    def __init__(self, url: str, image: bytes, threads: int = 4) -> None:
-        self.url, self.image = url, image
-        self.answers: list[Answer] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
-
-    def _run(self, thread: int) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            while not self._stop.is_set():
-                try:
-                    sent = time.monotonic()
-                    r = client.post("/v1/predict", content=self.image,
-                                    headers={"content-type": "image/png"})  # fmt: skip
-                    version = r.json().get("version") if r.status_code == 200 else None
-                    self.answers.append(
-                        Answer(sent, time.monotonic(), r.status_code, version, thread)
-                    )
-                except httpx.HTTPError as exc:
-                    self.errors.append(repr(exc))
-
-    def __enter__(self) -> Load:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=30)
-
-    def wait_for_version(self, version: int, timeout: float = 15) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(answer.version == version for answer in self.answers[-20:]):
-                return time.monotonic()
-            time.sleep(0.02)
-        raise TimeoutError(f"version {version} never answered")
 
 
 def test_hot_reload_under_load_has_zero_failures(
