@@ -84,8 +84,8 @@ MODEL_LOAD_FAILURES = Counter(
 )
 STORE_READ_FAILURES = Counter(
     "mnist_store_read_failures",
-    "Polls of the model store that could not read it (its folder or aliases.json); the "
-    "served version stays.",
+    "Polls of the model store that could not read it (its folder or aliases.json, or an "
+    "object store that does not answer); the served version stays.",
 )
 
 

@@ -88,7 +88,8 @@ class S3Store(ModelStore):
         self.prefix = f"{prefix}{name}/"
         self.client = client or boto3.client("s3", config=CLIENT_CONFIG)
         root = cache_dir or Path(tempfile.gettempdir()) / "mnist-serve-cache"
-        self.cache = root / name
+        # One folder per bucket and prefix: two stores must never share cached versions.
+        self.cache = root / self.bucket / prefix / name
         self._aliases: tuple[str, dict[str, int]] | None = None  # (ETag, aliases)
         self._lock = threading.Lock()
 
@@ -137,14 +138,22 @@ class S3Store(ModelStore):
         return parse_manifest(self._get(key, MAX_JSON_BYTES), f"s3://{self.bucket}/{key}")
 
     def fetch(self, version: int) -> LocalVersion:
-        """The cached copy when it still matches its manifest; else a download of every file
-        the manifest lists into a staging folder, checked, then renamed into the cache."""
+        """The cached copy when it matches the store's manifest (or the store is away and it
+        matches its own); else every file the manifest lists downloaded into a staging
+        folder, checked, then renamed into the cache."""
         folder = self.cache / str(version)
         with self._lock:  # one download per process; other workers race by rename
+            try:
+                manifest = self.manifest(version)
+            except StoreUnreadable:
+                cached = self._cached(version)
+                if cached is None:
+                    raise
+                return cached  # versions are immutable: what we checked then still holds
             cached = self._cached(version)
-            if cached is not None:
+            if cached is not None and cached.manifest == manifest:
                 return cached
-            manifest = self.manifest(version)
+            shutil.rmtree(folder, ignore_errors=True)  # not this store's version any more
             staging = self.cache / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
             try:
                 self._download(version, manifest, staging)
@@ -153,7 +162,7 @@ class S3Store(ModelStore):
                     os.rename(staging, folder)
                 except OSError:  # another worker published the same version first
                     cached = self._cached(version)
-                    if cached is None:
+                    if cached is None or cached.manifest != manifest:
                         raise
                     return cached
             finally:

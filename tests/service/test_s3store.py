@@ -83,10 +83,10 @@ def test_alias_poll_is_a_conditional_get_answered_304(
 def test_fetch_downloads_checks_and_caches(s3_server: S3Server, bucket: str, tmp_path: Path):
     publish_layers(writer(s3_server, bucket), random_layers(seed=1))
     local = reader(s3_server, bucket, tmp_path).fetch(1)
-    assert local.folder == tmp_path / "mnist" / "1"
+    assert local.folder == tmp_path / bucket / "store" / "mnist" / "1"
     assert (local.folder / "model.keras").is_file() and local.manifest["version"] == 1
     assert json.loads((local.folder / "manifest.json").read_text()) == local.manifest
-    assert not list((tmp_path / "mnist").glob(".tmp-*"))
+    assert not list(local.folder.parent.glob(".tmp-*"))
     # Immutable versions: the cached copy is served without the store.
     again = unreachable(s3_server, bucket, tmp_path).fetch(1)
     assert again.folder == local.folder
@@ -125,8 +125,9 @@ def test_a_version_that_differs_from_its_manifest_is_refused(
         client.put_object(Bucket=bucket, Key="store/mnist/1/evil.py", Body=b"import os")
     with pytest.raises(VersionCorrupt, match=problem):
         reader(s3_server, bucket, tmp_path).fetch(1)
-    assert not (tmp_path / "mnist" / "1").exists()
-    assert not list((tmp_path / "mnist").glob(".tmp-*"))
+    cache = tmp_path / bucket / "store" / "mnist"
+    assert not (cache / "1").exists()
+    assert not list(cache.glob(".tmp-*"))
 
 
 def test_an_unreachable_store_is_store_unreadable(
@@ -166,3 +167,24 @@ def test_registry_keeps_serving_and_restarts_from_the_cache(
 
     restarted = ModelRegistry(unreachable(s3_server, bucket, tmp_path), "production")
     assert restarted.refresh() and restarted.get().version == 1
+
+
+def test_a_cached_version_of_another_store_is_not_served(
+    s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    """Version 1 of a bucket that was emptied and published again is a new version 1."""
+    publish_layers(writer(s3_server, bucket), random_layers(seed=1))
+    store = reader(s3_server, bucket, tmp_path)
+    first = store.fetch(1).manifest
+    client = s3_server.client()
+    for item in client.list_objects_v2(Bucket=bucket)["Contents"]:
+        client.delete_object(Bucket=bucket, Key=item["Key"])
+    publish_layers(writer(s3_server, bucket), random_layers(seed=2))
+    second = store.fetch(1).manifest
+    assert second["files"] != first["files"]
+    other = s3_server.new_bucket()
+    publish_layers(writer(s3_server, other), random_layers(seed=3))
+    assert reader(s3_server, other, tmp_path).fetch(1).manifest["files"] not in (
+        first["files"],
+        second["files"],
+    )
