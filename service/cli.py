@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from service.settings import ENV_PREFIX, Settings, configure_logging
+from service.stores import open_store
 
 GRACE_SECONDS = 30  # for requests in flight when a worker is told to stop
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client itself, at import
@@ -55,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SettingsError as exc:
         print(f"mnist-serve: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        open_store(settings.store, settings.model, settings.cache_dir)  # a bad URL: refused now
+    except ValueError as exc:
+        print(f"mnist-serve: error: --store {settings.store}: {exc}", file=sys.stderr)
         return 2
     try:
         folder = prepare_metrics_dir(settings.metrics_dir)

@@ -28,7 +28,13 @@ OUTPUT_SIZE = 10
 
 
 class LoadFailed(Exception):
-    """A version could not be verified, parsed or warmed up."""
+    """A version could not be fetched, verified, parsed or warmed up. `transient` when the
+    store could not be read or the cache written: worth trying again at the next poll,
+    unlike a version that is corrupt or not a model this service can serve."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,9 @@ def load_version(store: ModelStore, version: int) -> LoadedModel:
     try:
         local = store.fetch(version)
     except StoreUnreadable as exc:
-        raise LoadFailed(f"version {version}: unreadable ({exc.detail})") from exc
+        raise LoadFailed(f"version {version}: unreadable ({exc.detail})", transient=True) from exc
+    except OSError as exc:  # the local cache: full, read-only, not a folder...
+        raise LoadFailed(f"version {version}: cannot cache it ({exc})", transient=True) from exc
     except VersionCorrupt as exc:
         raise LoadFailed(f"version {version}: {exc}") from exc
     try:
@@ -93,11 +101,16 @@ class ModelRegistry:
         self._failed: set[int] = set()
         self._pinned: OrderedDict[int, LoadedModel] = OrderedDict()
         self._pinned_capacity = pinned_capacity
-        self._lock = threading.Lock()  # one refresh or pinned load at a time
+        # One refresh at a time, and one pinned load at a time; apart, so that a slow store
+        # holding up a poll never holds up a pinned version that is already loaded.
+        self._refresh_lock = threading.Lock()
+        self._pinned_lock = threading.Lock()
 
     def refresh(self) -> bool:
-        """Load and swap in the version the store now names; True if the served one changed."""
-        with self._lock:
+        """Load and swap in the version the store now names; True if the served one changed.
+        A version that fails for good (corrupt, not a servable model) is skipped until the
+        alias moves on; one the store or the cache failed is tried again at the next poll."""
+        with self._refresh_lock:
             served = self.current.version if self.current else None
             try:
                 target = self.store.target(self.alias)
@@ -114,7 +127,8 @@ class ModelRegistry:
             try:
                 loaded = load_version(self.store, target)
             except Exception as exc:  # any failure to load is a failed load, never a crash
-                self._failed.add(target)
+                if not getattr(exc, "transient", False):
+                    self._failed.add(target)
                 self.load_failures += 1
                 metrics.MODEL_LOAD_FAILURES.inc()
                 log.error("skipping %s %s; still serving %s", self.store.name, exc, served)
@@ -138,7 +152,7 @@ class ModelRegistry:
         return self._pinned_version(version)
 
     def _pinned_version(self, version: int) -> LoadedModel:
-        with self._lock:
+        with self._pinned_lock:
             if version in self._pinned:
                 self._pinned.move_to_end(version)
                 return self._pinned[version]

@@ -17,6 +17,7 @@ is unreachable, a worker that restarts still loads what it served.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,7 +25,11 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +54,24 @@ from service.store import (
 
 log = logging.getLogger("service.s3store")
 
-# Largest file of a version downloaded; ours are about 5 MB (model.keras, the SavedModel's
-# variables). A bucket that names a 10 GB file must not fill the cache disk.
+# Largest file of a version downloaded, and largest version; ours are about 5 MB each
+# (model.keras, the SavedModel's variables). A bucket that names a 10 GB file must not fill
+# the cache disk.
 MAX_FILE_BYTES = 512 * 1024 * 1024
-# A poll must not hang on a store that stopped answering: a refused connection fails at
-# once, a silent one after `connect_timeout`; `standard` retries back off (botocore docs,
-# "Retries").
+MAX_VERSION_BYTES = 1024 * 1024 * 1024
+# botocore's timeouts are per connection attempt and per socket read: a store that sends a
+# byte every few seconds holds a call for ever. So every call also has a deadline of wall
+# time, after which it is StoreUnreadable (its thread is left to finish on its own, in a
+# small pool of its own): a poll, a listing or a manifest within JSON_DEADLINE seconds, each
+# file of a version within FILE_DEADLINE.
 CLIENT_CONFIG = botocore.config.Config(
-    connect_timeout=2, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}
+    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
 )
+JSON_DEADLINE = 5.0
+FILE_DEADLINE = 120.0
+_CALLS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3-call")
+# A staging folder this old in the cache was left by a worker killed mid-download.
+STALE_STAGING_SECONDS = 600
 CLIENT_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 STAGING_PREFIX = ".tmp-"
 
@@ -86,10 +100,16 @@ class S3Store(ModelStore):
         self.bucket, prefix = split_url(url)
         self.name = name
         self.prefix = f"{prefix}{name}/"
-        self.client = client or boto3.client("s3", config=CLIENT_CONFIG)
+        try:
+            self.client = client or boto3.client("s3", config=CLIENT_CONFIG)
+        except ValueError as exc:  # botocore: "Invalid endpoint: ..." from AWS_ENDPOINT_URL
+            raise ValueError(f"{exc} (check AWS_ENDPOINT_URL)") from exc
         root = cache_dir or Path(tempfile.gettempdir()) / "mnist-serve-cache"
+        if ".." in Path(self.bucket, prefix, name).parts:
+            raise ValueError(f"{url} {name!r}: '..' in a bucket, prefix or model name")
         # One folder per bucket and prefix: two stores must never share cached versions.
         self.cache = root / self.bucket / prefix / name
+        self._remove_stale_staging()
         self._aliases: tuple[str, dict[str, int]] | None = None  # (ETag, aliases)
         self._lock = threading.Lock()
 
@@ -114,12 +134,9 @@ class S3Store(ModelStore):
         the aliases read last are returned."""
         key = self.prefix + ALIASES
         known = self._aliases
+        condition = {} if known is None else {"IfNoneMatch": known[0]}
         try:
-            if known is None:
-                answer = self.client.get_object(Bucket=self.bucket, Key=key)
-            else:
-                answer = self.client.get_object(Bucket=self.bucket, Key=key, IfNoneMatch=known[0])
-            data = self._read_body(answer, key, MAX_JSON_BYTES)
+            etag, data = self._bounded(JSON_DEADLINE, key, self._read, key, condition)
         except CLIENT_ERRORS as exc:
             code = error_code(exc)
             if code == "304" and known is not None:
@@ -129,7 +146,7 @@ class S3Store(ModelStore):
                 return {}
             raise self._unreachable(key, exc) from exc
         aliases = parse_aliases(data, f"s3://{self.bucket}/{key}")
-        self._aliases = (answer["ETag"], aliases)
+        self._aliases = (etag, aliases)
         self._remember_aliases(data)
         return dict(aliases)
 
@@ -208,13 +225,15 @@ class S3Store(ModelStore):
         listed = {key: size for key, size in self._list(base) if key != MANIFEST}
         problems = [f"{name}: missing" for name in sorted(set(expected) - set(listed))]
         problems += [f"{name}: not in manifest" for name in sorted(set(listed) - set(expected))]
-        problems += [
-            f"{name}: {listed[name]} bytes, over the limit of {MAX_FILE_BYTES}"
-            for name in sorted(set(listed) & set(expected))
-            if listed[name] > MAX_FILE_BYTES
-        ]
         if problems:
             raise VersionCorrupt(f"checksums fail: {'; '.join(problems[:3])}")
+        largest = max(expected, key=lambda name: listed[name])
+        if listed[largest] > MAX_FILE_BYTES:
+            raise VersionCorrupt(f"too large: {largest} holds {listed[largest]} bytes, over "
+                                 f"the limit of {MAX_FILE_BYTES}")  # fmt: skip
+        if (total := sum(listed[name] for name in expected)) > MAX_VERSION_BYTES:
+            raise VersionCorrupt(f"too large: {total} bytes in all, over the limit of "
+                                 f"{MAX_VERSION_BYTES}")  # fmt: skip
         for name, sha256 in expected.items():
             target = staging / name
             if not target.resolve().is_relative_to(staging.resolve()):
@@ -222,18 +241,30 @@ class S3Store(ModelStore):
             target.parent.mkdir(parents=True, exist_ok=True)
             key = base + name
             try:
-                answer = self.client.get_object(Bucket=self.bucket, Key=key)
-                digest = hashlib.sha256()
-                with target.open("wb") as out:
-                    for chunk in answer["Body"].iter_chunks(1 << 20):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        if out.tell() > MAX_FILE_BYTES:
-                            raise VersionCorrupt(f"checksums fail: {name}: over the limit")
+                digest = self._bounded(FILE_DEADLINE, key, self._save, key, target)
             except CLIENT_ERRORS as exc:
                 raise self._unreachable(key, exc) from exc
-            if digest.hexdigest() != sha256:
+            if digest != sha256:
                 raise VersionCorrupt(f"checksums fail: {name}: checksum mismatch")
+
+    def _save(self, key: str, target: Path) -> str:
+        """Stream one object into `target`; its sha256."""
+        answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        digest = hashlib.sha256()
+        with target.open("wb") as out:
+            for chunk in answer["Body"].iter_chunks(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+                if out.tell() > MAX_FILE_BYTES:
+                    raise VersionCorrupt(f"checksums fail: {key}: over {MAX_FILE_BYTES} bytes")
+        return digest.hexdigest()
+
+    def _remove_stale_staging(self) -> None:
+        cutoff = time.time() - STALE_STAGING_SECONDS
+        for path in self.cache.glob(f"{STAGING_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if path.is_dir() and path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path, ignore_errors=True)
 
     def _remember_aliases(self, data: bytes) -> None:
         """Keep aliases.json beside the cached versions, for `cached_target` after a
@@ -248,32 +279,50 @@ class S3Store(ModelStore):
 
     def _list(self, prefix: str) -> list[tuple[str, int]]:
         """(key relative to `prefix`, size) of every object under it."""
-        found = []
-        try:
+
+        def listing() -> list[tuple[str, int]]:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix
             )
-            for page in pages:
-                found += [(o["Key"][len(prefix) :], o["Size"]) for o in page.get("Contents", [])]
+            return [
+                (o["Key"][len(prefix) :], o["Size"]) for p in pages for o in p.get("Contents", [])
+            ]
+
+        try:
+            return self._bounded(JSON_DEADLINE, prefix, listing)
         except CLIENT_ERRORS as exc:
             raise self._unreachable(prefix, exc) from exc
-        return found
 
     def _get(self, key: str, limit: int) -> bytes:
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=key)
-            return self._read_body(answer, key, limit)
+            return self._bounded(JSON_DEADLINE, key, self._read, key, {}, limit)[1]
         except CLIENT_ERRORS as exc:
             raise self._unreachable(key, exc) from exc
 
-    def _read_body(self, answer: dict[str, Any], key: str, limit: int) -> bytes:
+    def _read(
+        self, key: str, condition: dict[str, str], limit: int = MAX_JSON_BYTES
+    ) -> tuple[str, bytes]:
+        """(ETag, body) of a small object; StoreUnreadable if it is over `limit` bytes."""
+        answer = self.client.get_object(Bucket=self.bucket, Key=key, **condition)
+        body = answer["Body"]
         if answer.get("ContentLength", 0) > limit:
-            answer["Body"].close()
+            body.close()
             raise StoreUnreadable(f"s3://{self.bucket}/{key}: over the limit of {limit} bytes")
-        data = answer["Body"].read(limit + 1)
+        data = body.read(limit + 1)
         if len(data) > limit:
             raise StoreUnreadable(f"s3://{self.bucket}/{key}: over the limit of {limit} bytes")
-        return data
+        return answer["ETag"], data
+
+    def _bounded(self, seconds: float, key: str, call: Callable, *args: Any) -> Any:
+        """`call(*args)` in the store's own threads, given up on after `seconds`."""
+        future = _CALLS.submit(call, *args)
+        try:
+            return future.result(timeout=seconds)
+        except FutureTimeout:
+            future.cancel()
+            raise StoreUnreadable(
+                f"s3://{self.bucket}/{key}: no answer within {seconds:g} s"
+            ) from None
 
     def _unreachable(self, key: str, exc: Exception) -> StoreUnreadable:
         code = error_code(exc)

@@ -39,6 +39,7 @@ from training.store import (
     FORMAT_VERSION,
     MANIFEST,
     VERSION_RE,
+    AliasChange,
     StoreError,
     checksums,
     moved_alias,
@@ -54,6 +55,7 @@ CLIENT_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientEr
 # the two conditional writes overlap (AWS docs, "How to prevent object overwrites").
 CONFLICTS = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 CAS_ATTEMPTS = 20
+MAX_JSON_BYTES = 1024 * 1024  # a manifest or aliases.json; ours are a few KB
 # A claim without a manifest this old is a publish that died: prune removes what it left.
 ABANDONED_AFTER = timedelta(hours=1)
 
@@ -82,7 +84,10 @@ class S3Store:
         self.bucket, prefix = split_url(url)
         self.name = name
         self.prefix = f"{prefix}{name}/"
-        self.client = client or boto3.client("s3", config=CLIENT_CONFIG)
+        try:
+            self.client = client or boto3.client("s3", config=CLIENT_CONFIG)
+        except ValueError as exc:  # botocore: "Invalid endpoint: ..." from AWS_ENDPOINT_URL
+            raise StoreError(f"{url}: {exc} (check AWS_ENDPOINT_URL)") from exc
 
     @property
     def location(self) -> str:
@@ -107,7 +112,7 @@ class S3Store:
 
     def aliases(self) -> dict[str, int]:
         """Alias name -> version, `{}` when no alias was ever set."""
-        return {k: int(v) for k, v in self._get_json(ALIASES)[0].items()}
+        return self._get_aliases()[0]
 
     def verify(self, version: int) -> list[str]:
         """Problems with a version's objects against its manifest; empty when intact."""
@@ -182,14 +187,12 @@ class S3Store:
         """Point `alias` at `version` (which must exist); returns the version it named."""
         if version not in self.versions():
             raise StoreError(f"{self.name}: no version {version} in {self.location}")
-        previous: list[int | None] = []
-
-        def change(aliases: dict[str, Any], history: dict[str, Any]):
-            previous[:] = [aliases.get(alias)]
-            return moved_alias(aliases, history, alias, version)
-
-        self._move(change)
-        return previous[-1]
+        moved = self._move(lambda aliases, history: moved_alias(aliases, history, alias, version))
+        if moved is None:
+            return version
+        previous = moved[0].get(alias)
+        self._remember(lambda stack: _appended(stack, previous, version), alias)
+        return previous
 
     def rollback(self, alias: str) -> int:
         """Point `alias` back at the version it named before; returns that version."""
@@ -197,28 +200,60 @@ class S3Store:
         moved = self._move(
             lambda aliases, history: rolled_back(self.name, aliases, history, alias, existing)
         )
-        return moved.aliases[alias]
+        assert moved is not None  # rolled_back always changes the alias
+        target = moved[1].aliases[alias]
+        self._remember(lambda stack: _cut_after(stack, target), alias)
+        return target
 
-    def _move(self, change: Callable) -> Any:
-        """Apply `change(aliases, history)` by compare-and-swap: history first, then aliases
-        (the object servers follow); on a conflict read both again and retry."""
+    def _move(self, change: Callable) -> tuple[dict[str, int], AliasChange] | None:
+        """Apply `change(aliases, history)` to aliases.json by compare-and-swap, reading it
+        again and retrying when another writer changed it first; (aliases before, the
+        change), or None when nothing was to change. aliases.json is the one object servers
+        follow, so it is written alone; the history follows in `_remember`."""
         for attempt in range(CAS_ATTEMPTS):
-            aliases, aliases_etag = self._get_json(ALIASES)
-            history, history_etag = self._get_json(ALIAS_HISTORY)
-            aliases = {k: int(v) for k, v in aliases.items()}
-            history = {k: [int(v) for v in vs] for k, vs in history.items()}
-            moved = change(aliases, history)
+            aliases, etag = self._get_aliases()
+            moved = change(aliases, self._get_history())
             if moved is None:
                 return None
-            if self._put_if(ALIAS_HISTORY, moved.history, history_etag) and self._put_if(
-                ALIASES, moved.aliases, aliases_etag
-            ):
-                return moved
+            if self._put_if(ALIASES, moved.aliases, etag):
+                return aliases, moved
             time.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 5)))  # another writer won
         raise StoreError(
             f"{self.location}: aliases changed by other writers {CAS_ATTEMPTS} times in a row; "
             "try again"
         )
+
+    def _remember(self, update: Callable[[list[int]], list[int]], alias: str) -> None:
+        """Record an alias's move in alias-history.json (compare-and-swap, retried). Written
+        after aliases.json: if this fails, `rollback` still goes to the version before the
+        one now named, as it only walks back from the live alias."""
+        for attempt in range(CAS_ATTEMPTS):
+            history, etag = self._get_json(ALIAS_HISTORY)
+            stack = [int(v) for v in history.get(alias, [])]
+            if self._put_if(ALIAS_HISTORY, {**history, alias: update(stack)}, etag):
+                return
+            time.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 5)))
+        raise StoreError(f"{self.location}: alias history changed by other writers; try again")
+
+    def _get_aliases(self) -> tuple[dict[str, int], str | None]:
+        data, etag = self._get_json(ALIASES)
+        try:
+            return {str(k): int(v) for k, v in data.items()}, etag
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise StoreError(
+                f"{self.location}/{ALIASES}: not a map of alias to version ({exc}); fix or "
+                "delete it"
+            ) from exc
+
+    def _get_history(self) -> dict[str, list[int]]:
+        data, _ = self._get_json(ALIAS_HISTORY)
+        try:
+            return {str(k): [int(v) for v in vs] for k, vs in data.items()}
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise StoreError(
+                f"{self.location}/{ALIAS_HISTORY}: not a map of alias to versions ({exc}); "
+                "fix or delete it"
+            ) from exc
 
     def _put_if(self, name: str, data: Any, etag: str | None) -> bool:
         """Write `data` only if the object still has `etag` (is absent when None); False
@@ -294,6 +329,8 @@ class S3Store:
         key = self.prefix + name
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            if answer.get("ContentLength", 0) > MAX_JSON_BYTES:
+                raise StoreError(f"s3://{self.bucket}/{key}: over {MAX_JSON_BYTES} bytes")
             return answer["Body"].read(), answer["ETag"]
         except CLIENT_ERRORS as exc:
             if _code(exc) in ("NoSuchKey", "404"):
@@ -336,3 +373,18 @@ class S3Store:
         reason = f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
         where = key if key.startswith("s3://") else f"s3://{self.bucket}/{key}"
         return StoreError(f"{where}: {reason}")
+
+
+def _appended(stack: list[int], previous: int | None, version: int) -> list[int]:
+    """The history after a promotion from `previous` to `version`: `previous` is added first
+    when the history does not end with it (a first promotion, or a history write lost)."""
+    if previous is not None and stack[-1:] != [previous]:
+        stack = [*stack, previous]
+    return [*stack, version]
+
+
+def _cut_after(stack: list[int], version: int) -> list[int]:
+    """The history up to the last time it named `version` (a rollback's new history)."""
+    while stack and stack[-1] != version:
+        stack = stack[:-1]
+    return stack or [version]

@@ -143,8 +143,15 @@ class Store:
             raise StoreError(f"{path}: unreadable manifest ({exc})") from exc
 
     def aliases(self) -> dict[str, int]:
-        """Alias name -> version, `{}` when no alias was ever set."""
-        return {k: int(v) for k, v in self._read_json(self.dir / ALIASES, {}).items()}
+        """Alias name -> version, `{}` when no alias was ever set; StoreError when the file
+        is not a map of alias to version."""
+        path = self.dir / ALIASES
+        try:
+            return {str(k): int(v) for k, v in self._read_json(path, {}).items()}
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise StoreError(
+                f"{path}: not a map of alias to version ({exc}); fix or delete it"
+            ) from exc
 
     def verify(self, version: int) -> list[str]:
         """Problems with a version's files against its manifest; empty when it is intact."""

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist-models: error: no store at {args.store} (no such folder): name the "
               "folder mnist-train published into with --store", file=sys.stderr)  # fmt: skip
         return 1
-    store = open_store(args.store, args.name)
     try:
+        store = open_store(args.store, args.name)
         return COMMANDS[args.command](store, args)
     except StoreError as exc:
         print(f"mnist-models: error: {exc}", file=sys.stderr)

@@ -3,14 +3,19 @@ cheap poll, the checked download into the cache, and serving on while the store 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import threading
+import time
 from pathlib import Path
 
 import boto3
 import pytest
 
-from service.registry import ModelRegistry
+import service.s3store
+from service.registry import LoadFailed, ModelRegistry, load_version
 from service.s3store import S3Store, split_url
 from service.store import StoreUnreadable, VersionCorrupt
 from tests.keras_files import publish_layers, random_layers
@@ -188,3 +193,71 @@ def test_a_cached_version_of_another_store_is_not_served(
         first["files"],
         second["files"],
     )
+
+
+def test_a_store_that_trickles_is_given_up_on_after_the_deadline(
+    s3_server: S3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint that answers a byte a second never trips botocore's read timeout."""
+    monkeypatch.setattr(service.s3store, "JSON_DEADLINE", 1.0)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.is_set():
+            try:
+                listener.settimeout(0.2)
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n":
+                    if stop.wait(0.5):
+                        break
+                    with contextlib.suppress(OSError):
+                        conn.sendall(bytes([byte]))
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    store = reader(s3_server, bucket, tmp_path, f"http://127.0.0.1:{listener.getsockname()[1]}")
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreUnreadable, match="no answer within 1 s"):
+            store.aliases()
+        assert time.monotonic() - started < 3
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_failure_of_the_store_or_the_cache_is_retried_at_the_next_poll(
+    s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    publish_layers(writer(s3_server, bucket), random_layers(seed=1))
+    cache = tmp_path / "cache"
+    cache.write_text("a file where the cache folder should be")
+    registry = ModelRegistry(reader(s3_server, bucket, cache), "production")
+    assert registry.refresh() is False and registry.load_failures == 1
+    cache.unlink()
+    assert registry.refresh() is True and registry.get().version == 1
+
+    with pytest.raises(LoadFailed) as failed:
+        load_version(unreachable(s3_server, bucket, tmp_path / "empty"), 1)
+    assert failed.value.transient
+
+
+def test_a_corrupt_version_is_not_retried(s3_server: S3Server, bucket: str, tmp_path: Path):
+    publish_layers(writer(s3_server, bucket), random_layers(seed=1))
+    s3_server.client().put_object(Bucket=bucket, Key="store/mnist/1/model.keras", Body=b"x")
+    store = reader(s3_server, bucket, tmp_path)
+    registry = ModelRegistry(store, "production")
+    assert registry.refresh() is False and registry.refresh() is False
+    assert registry.load_failures == 1
+
+
+def test_dot_dot_cannot_move_the_cache(s3_server: S3Server, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'..'"):
+        S3Store("s3://b/../..", "mnist", tmp_path, client=s3_server.client())

@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import botocore.exceptions
 import pytest
 
 import training.s3store
@@ -129,3 +130,30 @@ def test_unreachable_store_fails_before_training(s3_server: S3Server) -> None:
     store = S3Store("s3://no-such-bucket/p", "mnist", client=s3_server.client())
     with pytest.raises(StoreError, match="s3://no-such-bucket"), store.publishing():
         pass
+
+
+def test_a_promotion_that_fails_leaves_the_history_alone(store: S3Store) -> None:
+    for seed in (1, 2, 3):
+        publish_layers(store, random_layers(seed=seed))
+    store.set_alias("production", 1)
+    store.set_alias("production", 2)
+
+    def refuse_aliases(params: dict, **_: object) -> None:  # the store fails this one write
+        if params["Key"].endswith("/aliases.json"):
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url="s3://lost")
+
+    store.client.meta.events.register("before-parameter-build.s3.PutObject", refuse_aliases)
+    with pytest.raises(StoreError, match="Could not connect"):
+        store.set_alias("production", 3)
+    store.client.meta.events.unregister("before-parameter-build.s3.PutObject", refuse_aliases)
+    assert store.aliases() == {"production": 2}
+    assert store.rollback("production") == 1  # not forward to 3, which was never promoted
+
+
+@pytest.mark.parametrize("body", [b'{"production": "x"}', b'{"production": 1e400}', b"[1]"])
+def test_a_damaged_aliases_file_is_one_clear_error(store: S3Store, body: bytes) -> None:
+    publish_layers(store, random_layers(seed=1))
+    store.client.put_object(Bucket=store.bucket, Key=store.prefix + "aliases.json", Body=body)
+    for call in (store.aliases, lambda: store.set_alias("production", 1)):
+        with pytest.raises(StoreError, match="aliases.json: (not a map|not a JSON object)"):
+            call()

@@ -192,3 +192,12 @@ def test_unwritable_store_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot write to the store \\(Not a directory\\)"):
         with store.publishing():
             pass
+
+
+@pytest.mark.parametrize("body", ['{"production": "x"}', '{"production": 1e400}', "[1]"])
+def test_a_damaged_aliases_file_is_one_clear_error(tmp_path: Path, body: str) -> None:
+    store = Store(tmp_path)
+    store.dir.mkdir(parents=True)
+    (store.dir / "aliases.json").write_text(body)
+    with pytest.raises(StoreError, match="aliases.json: not a map of alias to version"):
+        store.aliases()

@@ -113,3 +113,26 @@ def test_promote_names_a_version_that_does_not_exist(
 ) -> None:
     assert run(store, "promote", "9") == 1
     assert "no version 9 in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoint", "message"),
+    [
+        ("s3://", None, "an S3 store is s3://BUCKET or s3://BUCKET/PREFIX"),
+        ("s3:///x", None, "an S3 store is s3://BUCKET or s3://BUCKET/PREFIX"),
+        ("s3://b", "not a url", "Invalid endpoint: not a url (check AWS_ENDPOINT_URL)"),
+    ],
+)
+def test_a_bad_s3_location_is_one_line(
+    url: str,
+    endpoint: str | None,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    assert main(["--store", url, "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mnist-models: error: ") and message in err
+    assert err.count("\n") == 1
