@@ -129,5 +129,5 @@ def test_ci_workflow_runs_the_readme_test_command() -> None:
 
 
 def test_linters_are_installed_where_tests_expect_them() -> None:
-    assert shutil.which("hadolint", path=str(BIN))
-    assert shutil.which("check-jsonschema", path=str(BIN))
+    for tool in ("hadolint", "check-jsonschema", "kubectl"):
+        assert shutil.which(tool, path=str(BIN)), tool
