@@ -130,6 +130,6 @@ def test_ci_workflow_runs_the_readme_test_command() -> None:
 
 
 def test_linters_are_installed_where_tests_expect_them() -> None:
-    for tool in ("hadolint", "check-jsonschema", "kubectl"):
+    for tool in ("hadolint", "check-jsonschema", "kubectl", "docker-compose"):
         assert shutil.which(tool, path=str(BIN)), tool
     assert kserve_api.kserve_wheel(), "KServe's SDK wheel (make install)"
