@@ -107,6 +107,12 @@ def test_seaweedfs_serves_s3_with_the_identities_and_a_bucket_step() -> None:
     assert buckets["depends_on"]["seaweedfs"]["condition"] == "service_healthy"
 
 
+def test_every_service_of_the_s3_stack_restarts_and_is_bounded() -> None:
+    for name, service in s3_services().items():
+        assert "restart" in service, name
+        assert service["deploy"]["resources"]["limits"]["memory"], name
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_a_stopping_replica_gets_its_drain_and_slowest_request(
     stack: str, monkeypatch: Any
