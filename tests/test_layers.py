@@ -1,5 +1,6 @@
-"""The architecture as tests: pure modules import no web framework and no metrics, and the
-service's modules import each other without a cycle."""
+"""The architecture as tests: pure modules import no web framework and no metrics, the
+course's own networks no TensorFlow and nothing of the service, and the service's modules
+import each other without a cycle."""
 
 from __future__ import annotations
 
@@ -23,15 +24,34 @@ PURE = [
     "service.s3store",
 ]
 EDGE = ("fastapi", "starlette", "prometheus_client", "uvicorn")
+# The lecture's networks run without TensorFlow, and share only a format with the service;
+# the neurons are NumPy alone (scikit-learn is for the network's data).
+LECTURE = {
+    "training.lecture": {"tensorflow", "keras", "service", "sklearn"},
+    "training.lecture.neurons": {"tensorflow", "keras", "service", "sklearn", "scipy"},
+    "training.lecture.network": {"tensorflow", "keras", "service"},
+}
+
+
+def top_level_modules_loaded_by(module: str) -> set[str]:
+    code = f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return set(ast.literal_eval(done.stdout.strip()))
 
 
 @pytest.mark.parametrize("module", PURE)
 def test_a_pure_module_imports_no_web_framework_and_no_metrics(module: str) -> None:
-    code = f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}}))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0, done.stderr
-    loaded = set(ast.literal_eval(done.stdout.strip()))
+    loaded = top_level_modules_loaded_by(module)
     assert not loaded & set(EDGE), f"{module} pulls in {sorted(loaded & set(EDGE))}"
+
+
+@pytest.mark.parametrize("module", sorted(LECTURE))
+def test_the_lectures_networks_import_no_tensorflow_and_nothing_of_the_service(
+    module: str,
+) -> None:
+    loaded = top_level_modules_loaded_by(module)
+    assert not loaded & LECTURE[module], f"{module} pulls in {sorted(loaded & LECTURE[module])}"
 
 
 def imports_of(path: Path) -> set[str]:
