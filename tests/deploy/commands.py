@@ -20,17 +20,6 @@ from service.settings import ENV_PREFIX, Settings
 from tests.conftest import REPO
 from training.cli import parse_args as parse_train_args
 
-# Flags of the service being added alongside the Kubernetes manifests (object storage, the
-# drain on SIGTERM). While Settings lacks one, its flag (with its value) and its MNIST_
-# variable are set aside; once Settings has it, it is parsed and checked like every other.
-PENDING = {"cache_dir": "--cache-dir", "drain_seconds": "--drain-seconds"}
-DRAIN_DEFAULT = 5.0  # --drain-seconds' default
-
-
-def pending() -> dict[str, str]:
-    """field -> flag of the pending settings this Settings does not have yet."""
-    return {field: flag for field, flag in PENDING.items() if field not in Settings.model_fields}
-
 
 def dockerfile_command(target: str) -> list[str]:
     """The CMD of one of the Dockerfile's targets (exec form)."""
@@ -53,41 +42,24 @@ def service_settings(words: list[str], env: dict[str, str], monkeypatch: Any) ->
     """The settings `python -m service.cli` (the serve image's command) builds from this
     command line and environment, through Settings' own parser."""
     assert words[:3] == dockerfile_command("serve")[:3], words[:3]
-    ignored = {f"{ENV_PREFIX}{field.upper()}" for field in pending()}
     for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
         monkeypatch.delenv(name)
     for name, value in env.items():
-        if name.startswith(ENV_PREFIX) and name not in ignored:
+        if name.startswith(ENV_PREFIX):
             # Settings ignores a variable that names no field: a misspelling would pass.
             field = name.removeprefix(ENV_PREFIX).lower()
             assert field in Settings.model_fields, f"{name} is no setting of the service"
         monkeypatch.setenv(name, value)
-    args = without_pending_flags(words[3:])
+    args = words[3:]
     try:
         return Settings(_cli_parse_args=args, _cli_exit_on_error=False)
     except (SettingsError, ValidationError) as exc:
         pytest.fail(f"mnist-serve {' '.join(args)}: {exc}")
 
 
-def without_pending_flags(args: list[str]) -> list[str]:
-    """The arguments without the pending flags (and their values)."""
-    flags, kept, value_next = set(pending().values()), [], False
-    for word in args:
-        if value_next:
-            value_next = False
-        elif word in flags:
-            value_next = True
-        elif word.split("=", 1)[0] not in flags:
-            kept.append(word)
-    return kept
-
-
 def drain_seconds(settings: Settings, words: list[str]) -> float:
     """How long the server keeps serving after SIGTERM."""
-    if "drain_seconds" in Settings.model_fields:
-        return float(settings.drain_seconds)  # type: ignore[attr-defined]
-    value = flag_value(words, "--drain-seconds")
-    return float(value) if value is not None else DRAIN_DEFAULT
+    return float(settings.drain_seconds)
 
 
 def train_args(words: list[str], env: dict[str, str], monkeypatch: Any) -> Namespace:

@@ -151,6 +151,7 @@ def test_api_runs_mnist_serve_with_its_own_flags(kustomization: str, monkeypatch
     settings = service_settings(words, environment(api, objects), monkeypatch)
     assert settings.host == "0.0.0.0" and settings.workers == 1  # replicas, not processes
     assert flag_value(words, "--store") == STORES[kustomization]
+    assert settings.store == STORES[kustomization]  # what the service will open
     assert settings.alias == "production"
     assert api["image"] == load_compose()["services"]["api"]["image"]
 
@@ -241,7 +242,7 @@ def test_retraining_job_is_a_valid_mnist_train_run(kustomization: str, monkeypat
     args = train_args(words, environment(trainer, objects), monkeypatch)
     assert (args.recipe, args.promote, args.no_worse_than) == ("best", "production", "production")
     assert args.min_accuracy >= 0.99
-    assert flag_value(words, "--store") == STORES[kustomization]
+    assert flag_value(words, "--store") == STORES[kustomization] == args.store
     assert trainer["image"] == load_compose()["services"]["trainer"]["image"]
     job = cronjob["spec"]["jobTemplate"]["spec"]
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
