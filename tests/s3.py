@@ -53,6 +53,7 @@ class S3Server:
     folder: Path
     command: list[str]
     log: Path
+    ports: dict[str, int]
 
     @property
     def env(self) -> dict[str, str]:
@@ -107,17 +108,18 @@ _NOT_YET = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
 @contextlib.contextmanager
-def seaweedfs(folder: Path) -> Iterator[S3Server]:
-    """`weed mini` on free loopback ports, data in `folder`; stopped afterwards."""
+def seaweedfs(folder: Path, *flags: str) -> Iterator[S3Server]:
+    """`weed mini` on free loopback ports, data in `folder`, with more `flags` (such as
+    `-s3.config=...`); stopped afterwards."""
     folder.mkdir(parents=True, exist_ok=True)
     ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
     command = [
         weed_binary(), "mini", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-master.telemetry=false", "-webdav=false",
-        *(f"-{flag}={port}" for flag, port in ports.items()),
+        *(f"-{flag}={port}" for flag, port in ports.items()), *flags,
     ]  # fmt: skip
     server = S3Server(
-        f"http://127.0.0.1:{ports['s3.port']}", None, folder, command, folder / "weed.log"
+        f"http://127.0.0.1:{ports['s3.port']}", None, folder, command, folder / "weed.log", ports
     )  # type: ignore[arg-type]
     server.start()
     try:

@@ -91,15 +91,16 @@ def helper_server(cmd: list[str], ready_url: str, log: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def nginx_in_front(upstream: str, folder: Path) -> Iterator[str]:
-    """The config of deploy/ with only the upstream's and the listener's addresses made
-    local; nginx in the foreground; its URL."""
+def nginx_in_front(upstream: str | list[str], folder: Path) -> Iterator[str]:
+    """The config of deploy/ with only the upstreams' (HOST:PORT, one or several replicas)
+    and the listener's addresses made local; nginx in the foreground; its URL."""
     binary = require_program("nginx")
     port = free_port()
     text = NGINX_CONFIG.read_text()
     # Debian's nginx (1.22) has no `resolve` for upstream servers; a fixed address needs none.
     assert "server api:8000 resolve;" in text and "listen 8080 " in text
-    text = text.replace("server api:8000 resolve;", f"server {upstream};")
+    upstreams = [upstream] if isinstance(upstream, str) else upstream
+    text = text.replace("server api:8000 resolve;", " ".join(f"server {u};" for u in upstreams))
     text = text.replace("listen 8080 ", f"listen 127.0.0.1:{port} ")
     config = folder / "nginx.conf"
     config.write_text(text)
