@@ -3,7 +3,8 @@
     RequestMetrics > RequestTimeout > BodySizeLimit > InFlightLimit > FastAPI
 
 Pure-ASGI guards wrap one FastAPI app whose routers hold every route: predict, models,
-health, metrics and the page. The model loads in the lifespan, before the worker serves.
+health, metrics, the page, and the Open Inference Protocol (v2). The model loads in the
+lifespan, before the worker serves.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
 from service.batching import MicroBatcher
-from service.inference import classify_pictures
+from service.inference import classify_pictures, classify_samples
 from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout
 from service.metrics import RequestMetrics, mark_worker_dead, reap_dead_workers
 from service.registry import ModelRegistry
-from service.routes import health, metrics, models, page, predict
-from service.routes.errors import error_responses, install_error_handlers
+from service.routes import health, metrics, models, page, predict, v2
+from service.routes.errors import error_responses, install_error_handlers, oip_error_responses
 from service.settings import Settings
 from service.store import ModelStore
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.settings = settings
         app.state.registry = registry
         app.state.batcher = MicroBatcher(classify_pictures, settings.max_batch)
+        app.state.sample_batcher = MicroBatcher(classify_samples, settings.max_batch)
         await refresh(registry)
         if registry.current is None:
             log.warning("no model in %s yet; /readyz stays 503 until one loads", settings.store)
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     routers = (predict.router, models.router, health.router, metrics.router, page.router)
     for router in routers:  # every route documents the guards' answers and the 422
         api.include_router(router, responses=error_responses())
+    api.include_router(v2.router, responses=oip_error_responses())  # the protocol's shape
+    routers = (*routers, v2.router)
     api.mount("/static", page.static, name="static")
     app: ASGIApp = InFlightLimit(api, limit=settings.max_in_flight)
     app = BodySizeLimit(app, max_bytes=settings.max_body_bytes)
