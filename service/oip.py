@@ -286,6 +286,8 @@ def _input_data(
 def _json_numbers(data: object, spec: Tensor, count: int) -> np.ndarray:
     """JSON 'data' (flat, or nested as the tensor's shape) as a flat array of numbers."""
     values = count * int(np.prod(spec.shape[1:]))
+    if isinstance(data, list) and len(data) not in (values, count):  # neither flat nor nested
+        raise _wrong_size(spec, count, len(data))
     try:
         array = np.asarray(data) if isinstance(data, list) else None
     except (ValueError, TypeError, OverflowError, RecursionError):
@@ -293,13 +295,15 @@ def _json_numbers(data: object, spec: Tensor, count: int) -> np.ndarray:
     if array is None or array.dtype.kind not in "iuf":
         raise refuse(f"input '{spec.name}': 'data' must be an array of numbers")
     if array.size != values:
-        raise refuse(
-            f"input '{spec.name}' of shape {[count, *spec.shape[1:]]} holds {values} values, "
-            f"not {array.size}"
-        )
+        raise _wrong_size(spec, count, array.size)
     if spec.datatype == "UINT8" and array.dtype.kind == "f":
         raise refuse(f"input '{spec.name}': UINT8 values are whole numbers from 0 to 255")
     return array.reshape(-1)
+
+
+def _wrong_size(spec: Tensor, count: int, size: int) -> InvalidInferenceRequest:
+    shape = [count, *spec.shape[1:]]
+    return refuse(f"input '{spec.name}' of shape {shape} holds {np.prod(shape)} values, not {size}")
 
 
 def _samples(values: np.ndarray, spec: Tensor) -> np.ndarray:
