@@ -47,13 +47,18 @@ def multipart_body(files: list[bytes], field: str) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
-def lua_script(folder: Path, name: str, body: bytes, content_type: str) -> Path:
+def lua_script(
+    folder: Path, name: str, body: bytes, content_type: str, headers: dict[str, str] | None = None
+) -> Path:
+    """A wrk script POSTing `body` with these headers (no Content-Type when it is empty)."""
     (folder / f"{name}.body").write_bytes(body)
     script = folder / f"{name}.lua"
+    all_headers = {"Content-Type": content_type} if content_type else {}
+    all_headers.update(headers or {})
     script.write_text(
         f'local f = io.open("{folder / (name + ".body")}", "rb")\n'
         'wrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n'
-        f'wrk.headers["Content-Type"] = "{content_type}"\n'
+        + "".join(f'wrk.headers["{key}"] = "{value}"\n' for key, value in all_headers.items())
     )
     return script
 
