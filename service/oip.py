@@ -59,25 +59,24 @@ INPUTS = {
             "pixels",
             "FP32",
             (-1, PIXELS),
-            "MNIST samples as the model takes them: 28x28 "
-            "rows of floats in [0, 1], white ink on black, straight to the forward pass",
+            "MNIST samples as the model takes them: 28x28 rows of floats in [0, 1], white ink "
+            "on black, straight to the forward pass",
         ),
         Tensor(
             "image",
             "UINT8",
             (-1, SIDE, SIDE),
-            "28x28 greyscale images, 0-255, white ink "
-            "on black as MNIST's, divided by 255 and sent straight to the forward pass",
+            "28x28 greyscale images, 0-255, white ink on black as MNIST's, divided by 255 and "
+            "sent straight to the forward pass",
         ),
         Tensor(
             "image_file",
             BYTES,
             (-1,),
-            "encoded image files (PNG, JPEG, GIF, BMP or WebP) "
-            "of any size, read as /v1/predict reads an upload; in JSON each element is a "
-            "base64 string",
+            "encoded image files (PNG, JPEG, GIF, BMP or WebP) of any size, read as "
+            "/v1/predict reads an upload; in JSON each element is a base64 string",
         ),
-    )  # fmt: skip
+    )
 }
 OUTPUTS = {
     tensor.name: tensor
@@ -126,7 +125,8 @@ def parse_request(body: bytes, header_length: str | None, max_batch: int) -> Inf
     """The request in `body`; `header_length` is its Inference-Header-Content-Length (None
     when not sent: the body is all JSON)."""
     json_size = _json_size(header_length, len(body))
-    header = _json_object(body[:json_size], header_length is not None)
+    sized = header_length is not None
+    header = _json_object(body[:json_size] if sized else body, sized)
     binary = memoryview(body)[json_size:]
     request_id = header.get("id")
     if request_id is not None and not isinstance(request_id, str):
@@ -135,7 +135,7 @@ def parse_request(body: bytes, header_length: str | None, max_batch: int) -> Inf
     binary_default = _flag(parameters, "binary_data_output", "the request's 'parameters'")
     tensor, spec = _one_input(header.get("inputs"))
     count = _batch(tensor, spec, max_batch)
-    samples, files = _input_data(tensor, spec, count, binary, header_length is not None)
+    samples, files = _input_data(tensor, spec, count, binary, sized)
     outputs = _outputs(header.get("outputs"), binary_default)
     return InferRequest(request_id, spec.name, samples, files, outputs)
 
@@ -320,8 +320,7 @@ def _samples(values: np.ndarray, spec: Tensor) -> np.ndarray:
     if low < 0 or high > 1:
         raise refuse(
             f"input '{spec.name}' holds values from {low:g} to {high:g}: send MNIST samples in "
-            "[0, 1], "
-            "white ink on black"
+            "[0, 1], white ink on black"
         )
     return samples
 
