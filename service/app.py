@@ -108,11 +108,12 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(api)
-    routers = (predict.router, models.router, health.router, metrics.router, page.router)
-    for router in routers:  # every route documents the guards' answers and the 422
-        api.include_router(router, responses=error_responses())
-    api.include_router(v2.router, responses=oip_error_responses())  # the protocol's shape
-    routers = (*routers, v2.router)
+    # The inference routes first: FastAPI tries every route of each router included before
+    # the one that matches (a /v2 inference behind the other routers cost 60 us more).
+    routers = (predict.router, v2.router, models.router, health.router, metrics.router, page.router)
+    for router in routers:  # every route documents the guards' answers and the 422 (v2: 400)
+        guards = oip_error_responses() if router is v2.router else error_responses()
+        api.include_router(router, responses=guards)
     api.mount("/static", page.static, name="static")
     app: ASGIApp = InFlightLimit(api, limit=settings.max_in_flight)
     app = BodySizeLimit(app, max_bytes=settings.max_body_bytes)

@@ -149,6 +149,30 @@ def _metadata(registry: ModelRegistry, version: int | None) -> ModelMetadata:
     return ModelMetadata.model_validate(oip.model_metadata(registry.store.name, versions))
 
 
+# The inference routes first: FastAPI tries routes in the order they are declared.
+@router.post(
+    "/models/{model_name}/infer",
+    response_model=InferenceResponse,
+    responses=INFER_RESPONSES,
+    openapi_extra=INFER_BODY,
+)
+async def infer(request: Request, model_name: ModelName) -> Response:
+    """Classify images sent as one input: `pixels` (FP32 [N, 784]), `image` (UINT8
+    [N, 28, 28]) or `image_file` (BYTES [N], encoded images; base64 in JSON)."""
+    return await _infer(request, model_name, None)
+
+
+@router.post(
+    "/models/{model_name}/versions/{version}/infer",
+    response_model=InferenceResponse,
+    responses=INFER_RESPONSES,
+    openapi_extra=INFER_BODY,
+)
+async def infer_version(request: Request, model_name: ModelName, version: Version) -> Response:
+    """`infer` with this version of the model."""
+    return await _infer(request, model_name, version)
+
+
 @router.get("/health/live")
 async def live() -> ServerLive:
     """Liveness: the worker answers."""
@@ -201,29 +225,6 @@ async def version_ready(
     """200 once the version is loaded (this loads it, as the first inference would)."""
     loaded = await _model(registry, model_name, version)
     return ModelReady(name=loaded.name, ready=True)
-
-
-@router.post(
-    "/models/{model_name}/infer",
-    response_model=InferenceResponse,
-    responses=INFER_RESPONSES,
-    openapi_extra=INFER_BODY,
-)
-async def infer(request: Request, model_name: ModelName) -> Response:
-    """Classify images sent as one input: `pixels` (FP32 [N, 784]), `image` (UINT8
-    [N, 28, 28]) or `image_file` (BYTES [N], encoded images; base64 in JSON)."""
-    return await _infer(request, model_name, None)
-
-
-@router.post(
-    "/models/{model_name}/versions/{version}/infer",
-    response_model=InferenceResponse,
-    responses=INFER_RESPONSES,
-    openapi_extra=INFER_BODY,
-)
-async def infer_version(request: Request, model_name: ModelName, version: Version) -> Response:
-    """`infer` with this version of the model."""
-    return await _infer(request, model_name, version)
 
 
 async def _infer(request: Request, model_name: str, version: int | None) -> Response:
