@@ -42,9 +42,13 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import numpy as np
-import tritonclient.http as triton
-from starlette.types import ASGIApp
+# One OpenBLAS thread, as `mnist-serve` gives each worker, before NumPy loads it: in
+# process, a second thread spinning on each batched forward pass doubled the CPU counted.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import tritonclient.http as triton  # noqa: E402
+from starlette.types import ASGIApp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
