@@ -35,7 +35,6 @@ import contextlib
 import datetime
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -53,7 +52,7 @@ from starlette.types import ASGIApp  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import BOUNDARY, lua_script, multipart_body, wrk  # noqa: E402
+from bench.harness import BOUNDARY, lua_script, multipart_body, save, wrk  # noqa: E402
 from bench.serve_checks import serve_cmd, start, stop  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 from tests.uploads import png  # noqa: E402
@@ -281,18 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir is None:
         p.error("say where MNIST is: --data-dir DIR or MNIST_DIR")
     started = datetime.datetime.now(datetime.UTC)
-    results = run(args)
-    results["meta"] = {
-        "date": started.isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "command": " ".join(["python", "bench/v2.py", *(argv or sys.argv[1:])]),
-        "load_average": os.getloadavg(),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = started.strftime("%Y%m%dT%H%M%S")
-    (args.out / f"v2-{stamp}.json").write_text(json.dumps(results, indent=2))
-    (args.out / f"v2-{stamp}.md").write_text(markdown(results) + "\n")
-    print(markdown(results))
+    save(run(args), "v2", started, argv, args.out, markdown)
     return 0
 
 
