@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,13 +48,18 @@ def multipart_body(files: list[bytes], field: str) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
-def lua_script(folder: Path, name: str, body: bytes, content_type: str) -> Path:
+def lua_script(
+    folder: Path, name: str, body: bytes, content_type: str, headers: dict[str, str] | None = None
+) -> Path:
+    """A wrk script POSTing `body` with these headers (no Content-Type when it is empty)."""
     (folder / f"{name}.body").write_bytes(body)
     script = folder / f"{name}.lua"
+    all_headers = {"Content-Type": content_type} if content_type else {}
+    all_headers.update(headers or {})
     script.write_text(
         f'local f = io.open("{folder / (name + ".body")}", "rb")\n'
         'wrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n'
-        f'wrk.headers["Content-Type"] = "{content_type}"\n'
+        + "".join(f'wrk.headers["{key}"] = "{value}"\n' for key, value in all_headers.items())
     )
     return script
 
@@ -235,19 +241,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir is None:
         p.error("say where MNIST is: --data-dir DIR or MNIST_DIR")
     started = datetime.datetime.now(datetime.UTC)
-    results = run(args)
+    save(run(args), "harness", started, argv, args.out, markdown)
+    return 0
+
+
+def save(
+    results: dict,
+    name: str,
+    started: datetime.datetime,
+    argv: list[str] | None,
+    out: Path,
+    table: Callable[[dict], str],
+) -> None:
+    """Add what was run, where and when to `results`; write them as
+    `<out>/<name>-<time>.json` and their table as `.md`; print the table."""
     results["meta"] = {
         "date": started.isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "command": " ".join(["python", "bench/harness.py", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python", f"bench/{name}.py", *(argv or sys.argv[1:])]),
         "seconds": round(time.time() - started.timestamp(), 1),
+        "load_average_at_end": os.getloadavg(),  # other work on a shared machine
     }
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%S")
-    (args.out / f"harness-{stamp}.json").write_text(json.dumps(results, indent=2))
-    (args.out / f"harness-{stamp}.md").write_text(markdown(results) + "\n")
-    print(markdown(results))
-    return 0
+    (out / f"{name}-{stamp}.json").write_text(json.dumps(results, indent=2))
+    (out / f"{name}-{stamp}.md").write_text(table(results) + "\n")
+    print(table(results))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Micro-batching: the images of concurrent /v1/predict requests are preprocessed as one
-stack and share one forward pass.
+"""Micro-batching: the images of concurrent /v1/predict requests (and of /v2 inference
+requests) are preprocessed as one stack and share one forward pass.
 
 A forward pass for one image reads the whole 784x512 kernel (1.6 MB) to use it once; for
 eight images it costs about twice as much as for one, and preprocessing eight digits as a
@@ -8,38 +8,56 @@ in the same turn of the event loop are run together: the first one schedules a f
 `call_soon`, which runs after every task already queued in that turn. The wait is
 therefore bounded by one loop turn, never a timer: a lone request is not delayed, and
 under load the batch grows by itself with the number of requests in flight.
+
+What is batched is the batcher's item type: decoded pictures (preprocessed, then run), or
+samples that are MNIST rows already (only run): one batcher for each.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from service.errors import BlankImage
-from service.imaging.decode import Picture
 from service.imaging.mnist import Samples
 from service.registry import LoadedModel
 
-# Preprocess pictures together and run those holding a digit in one pass: their (M, 10)
+Item = TypeVar("Item")  # what a request hands over: a decoded Picture, or a (784,) sample
+# Preprocess items together and run those holding a digit in one pass: their (M, 10)
 # probabilities in order, and the samples (`service.inference.classify_pictures`).
-Classify = Callable[[LoadedModel, list[Picture]], tuple[np.ndarray, Samples]]
+Classify = Callable[[LoadedModel, list[Item]], tuple[np.ndarray, Samples]]
 
 
-class MicroBatcher:
-    """Runs the images handed to `classify` in the same loop turn as one batch per model
+class MicroBatcher(Generic[Item]):
+    """Runs the items handed to `classify` in the same loop turn as one batch per model
     version, in chunks of at most `max_batch`, through the `classify` function it is given
     (so it imports nothing of the inference it serves)."""
 
-    def __init__(self, classify: Classify, max_batch: int = 64) -> None:
+    def __init__(self, classify: Classify[Item], max_batch: int = 64) -> None:
         self.run_batch = classify
         self.max_batch = max_batch
-        self._waiting: dict[int, tuple[LoadedModel, list[Picture], list[asyncio.Future]]] = {}
+        self._waiting: dict[int, tuple[LoadedModel, list[Item], list[asyncio.Future]]] = {}
 
-    async def classify(self, loaded: LoadedModel, image: Picture) -> np.ndarray:
-        """The model's output (10,) for one decoded image, computed in a shared batch;
-        BlankImage when the image holds no digit."""
+    async def classify(self, loaded: LoadedModel, image: Item) -> np.ndarray:
+        """The model's output (10,) for one item, computed in a shared batch; BlankImage
+        when the item holds no digit."""
+        return await self._enqueue(loaded, image)
+
+    async def classify_all(self, loaded: LoadedModel, items: Sequence[Item]) -> np.ndarray:
+        """The model's outputs (N, 10) for several items, in order, computed in the shared
+        batch of this loop turn; the first item's error, if any."""
+        answers = await asyncio.gather(
+            *(self._enqueue(loaded, item) for item in items), return_exceptions=True
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return np.stack(answers)
+
+    def _enqueue(self, loaded: LoadedModel, image: Item) -> asyncio.Future[np.ndarray]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         if not self._waiting:
@@ -48,7 +66,7 @@ class MicroBatcher:
         _, images, futures = self._waiting.setdefault(id(loaded), (loaded, [], []))
         images.append(image)
         futures.append(future)
-        return await future
+        return future
 
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting, {}
@@ -57,9 +75,7 @@ class MicroBatcher:
                 chunk = slice(start, start + self.max_batch)
                 self._run(loaded, images[chunk], futures[chunk])
 
-    def _run(
-        self, loaded: LoadedModel, images: list[Picture], futures: list[asyncio.Future]
-    ) -> None:
+    def _run(self, loaded: LoadedModel, images: list[Item], futures: list[asyncio.Future]) -> None:
         try:
             rows, samples = self.run_batch(loaded, images)
         except Exception as exc:

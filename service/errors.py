@@ -29,6 +29,16 @@ class BadRequestBody(ServiceError):
     status, code = 400, "bad_request_body"
 
 
+class InvalidInferenceRequest(ServiceError):
+    """An Open Inference Protocol request whose JSON, tensors or binary data do not add up."""
+
+    status, code = 400, "invalid_inference_request"
+
+
+class UnsupportedEncoding(ServiceError):
+    status, code = 415, "unsupported_content_encoding"
+
+
 class ImageTooLarge(ServiceError):
     status, code = 413, "image_too_large"
 
@@ -60,6 +70,10 @@ class BlankImage(ServiceError):
 
 class InvalidParameter(ServiceError):
     status, code = 422, "invalid_request"
+
+
+class ModelNotFound(ServiceError):
+    status, code = 404, "model_not_found"
 
 
 class VersionNotFound(ServiceError):

@@ -74,6 +74,13 @@ def timed_forward(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
     return probabilities
 
 
+def classify_samples(loaded: LoadedModel, rows: list[np.ndarray]) -> tuple[np.ndarray, Samples]:
+    """Run (784,) samples that are MNIST rows already in one pass: their (N, 10)
+    probabilities, and the samples (none blank). The row batcher's work."""
+    stack = np.stack(rows)
+    return timed_forward(loaded, stack), Samples(stack, [False] * len(rows), [None] * len(rows))
+
+
 def classify_pictures(loaded: LoadedModel, pictures: list[Picture]) -> tuple[np.ndarray, Samples]:
     """Preprocess pictures together and run those that hold a digit in one pass: their
     (M, 10) probabilities in order, and the samples (with which pictures are blank)."""
@@ -126,6 +133,14 @@ async def read_upload(
     return await run_in_threadpool(_read_alone, loaded, data, max_pixels, explain)
 
 
+def counted_digits(probabilities: np.ndarray) -> np.ndarray:
+    """The digit (N,) of each row of (N, 10) probabilities, counted in the metrics with its
+    confidence."""
+    digits = probabilities.argmax(axis=1)
+    record_predictions(digits.tolist(), probabilities.max(axis=1).tolist())
+    return digits
+
+
 def predictions(
     loaded: LoadedModel,
     probabilities: np.ndarray,
@@ -133,12 +148,11 @@ def predictions(
 ) -> list[Prediction]:
     """A Prediction per row of (N, 10) probabilities, with its explanation if given; the
     predicted digits are counted."""
-    digits = probabilities.argmax(axis=1).tolist()
+    digits = counted_digits(probabilities).tolist()
     # Rounded as doubles in one call: float32 rounded to 6 decimals would print as
     # 0.12345699965953827, and round() per value costs 10 calls per image.
     rounded = np.round(probabilities.astype(np.float64), 6)
     confidences = rounded.max(axis=1).tolist()
-    record_predictions(digits, confidences)
     return [
         Prediction(
             digit=digit,
@@ -167,6 +181,45 @@ def explanation(sample: np.ndarray, box: Box) -> Explanation:
     )
 
 
+@dataclass(frozen=True)
+class Readings:
+    """The model's readings of several uploads: the uploads that hold a digit (`found`,
+    indices in order), their (M, 10) probabilities and, when asked for, explanations;
+    and the error each other upload met."""
+
+    found: list[int]
+    probabilities: np.ndarray
+    explanations: list[Explanation | None] | None
+    errors: dict[int, ServiceError]
+
+
+async def read_uploads(
+    loaded: LoadedModel, datas: list[bytes], max_pixels: int, offload: int, explain: bool = False
+) -> Readings:
+    """Decode uploads together, preprocess them as stacks and run them in one forward
+    pass; errors stay with their upload. Together, 64 MNIST digits cost 9 us each to decode
+    instead of 28 (bench/). Uploads over `offload` bytes together, or any that is not
+    small (`is_small`), move the decoding to a worker thread, and any picture that is not
+    MNIST-like the preprocessing and forward pass."""
+    # Small together, not only each: 64 files of 63 KB are 4 MB of decoding work.
+    offloaded = sum(map(len, datas)) > offload or not all(is_small(d, offload) for d in datas)
+    decoded = await run_maybe_offloaded(offloaded, timed_decode_many, datas, max_pixels)
+    errors = {i: d for i, d in enumerate(decoded) if isinstance(d, ServiceError)}
+    pictures = {i: d for i, d in enumerate(decoded) if not isinstance(d, ServiceError)}
+    if not pictures:
+        return Readings([], np.empty((0, 10), np.float32), [] if explain else None, errors)
+    indices = list(pictures)
+    slow = explain or not all(map(is_mnist_like, pictures.values()))
+    rows, samples = await run_maybe_offloaded(
+        slow, classify_pictures, loaded, list(pictures.values())
+    )
+    placed = [n for n, empty in enumerate(samples.blank) if not empty]
+    blank = [n for n, empty in enumerate(samples.blank) if empty]
+    errors.update((indices[n], BlankImage.no_digit()) for n in blank)
+    notes = [_explain(samples, n) for n in placed] if explain else None
+    return Readings([indices[n] for n in placed], rows, notes, errors)
+
+
 async def classify_batch(
     loaded: LoadedModel,
     files: list[tuple[str | None, bytes]],
@@ -174,31 +227,30 @@ async def classify_batch(
     offload: int,
     explain: bool = False,
 ) -> list[BatchItem]:
-    """Decode the files together, preprocess them as stacks and run them in one forward
-    pass; errors stay with their file. Together, 64 MNIST digits cost 9 us each to decode
-    instead of 28 (bench/). Files over `offload` bytes together, or any file that is not
-    small (`is_small`), move the decoding to a worker thread, and any picture that is not
-    MNIST-like the preprocessing and forward pass."""
+    """A BatchItem per file, in order: its prediction or its error (`read_uploads`)."""
     datas = [data for _, data in files]
-    # Small together, not only each: 64 files of 63 KB are 4 MB of decoding work.
-    offloaded = sum(map(len, datas)) > offload or not all(is_small(d, offload) for d in datas)
-    decoded = await run_maybe_offloaded(offloaded, timed_decode_many, datas, max_pixels)
-    errors = {i: d for i, d in enumerate(decoded) if isinstance(d, ServiceError)}
-    pictures = {i: d for i, d in enumerate(decoded) if not isinstance(d, ServiceError)}
-    answers: dict[int, Prediction] = {}
-    if pictures:
-        indices = list(pictures)
-        slow = explain or not all(map(is_mnist_like, pictures.values()))
-        rows, samples = await run_maybe_offloaded(
-            slow, classify_pictures, loaded, list(pictures.values())
-        )
-        placed = [n for n, empty in enumerate(samples.blank) if not empty]
-        blank = [n for n, empty in enumerate(samples.blank) if empty]
-        errors.update((indices[n], BlankImage.no_digit()) for n in blank)
-        notes = [_explain(samples, n) for n in placed] if explain else None
-        found = predictions(loaded, rows, notes)
-        answers = dict(zip([indices[n] for n in placed], found, strict=True))
+    readings = await read_uploads(loaded, datas, max_pixels, offload, explain)
+    found = predictions(loaded, readings.probabilities, readings.explanations)
+    answers = dict(zip(readings.found, found, strict=True))
+    errors = readings.errors
     return [_item(name, answers.get(i), errors.get(i)) for i, (name, _) in enumerate(files)]
+
+
+async def read_images(
+    loaded: LoadedModel, datas: list[bytes], max_pixels: int, offload: int, batcher: MicroBatcher
+) -> np.ndarray:
+    """The (N, 10) probabilities of N uploads, all of which must hold a digit: one goes
+    the way of /v1/predict's (`read_upload`, the shared batch), several the way of a batch
+    request's (`read_uploads`). The first upload's error otherwise, saying which it is."""
+    if len(datas) == 1:
+        reading = await read_upload(loaded, datas[0], max_pixels, offload, batcher)
+        return reading.probabilities[None]
+    readings = await read_uploads(loaded, datas, max_pixels, offload)
+    if readings.errors:
+        index = min(readings.errors)
+        error = readings.errors[index]
+        raise type(error)(f"image {index} of {len(datas)}: {error.detail}", error.headers)
+    return readings.probabilities
 
 
 def _explain(samples: Samples, index: int) -> Explanation | None:

@@ -13,16 +13,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.routes.errors import error_response
 
 # Probes and scrapes must answer even when the worker is saturated.
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+UNLIMITED_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
+)
 # Most bytes of a refused body read (and dropped) so that its client gets the 413.
 DRAIN_BYTES = 64 * 1024 * 1024
 
 
 async def send_json_error(
-    send: Send, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    scope: Scope,
+    send: Send,
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
 ) -> None:
-    """Send `error_response` (the JSON error shape, counted) straight on the ASGI channel."""
-    response = error_response(status, code, detail, headers)
+    """Send `error_response` (the JSON error shape of the request's path, counted) straight
+    on the ASGI channel."""
+    response = error_response(status, code, detail, headers, scope["path"])
     await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})
 
@@ -47,7 +55,9 @@ class BodySizeLimit:
     def _too_large(self) -> str:
         return f"the request body is over the limit of {self.max_bytes} bytes"
 
-    async def _refuse(self, receive: Receive, send: Send, received: int, drain: bool) -> None:
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, received: int, drain: bool
+    ) -> None:
         while drain and received <= DRAIN_BYTES:
             message = await receive()
             if message["type"] != "http.request":
@@ -56,7 +66,7 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 break
         headers = {"Connection": "close"}
-        await send_json_error(send, 413, "payload_too_large", self._too_large(), headers)
+        await send_json_error(scope, send, 413, "payload_too_large", self._too_large(), headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,7 +77,7 @@ class BodySizeLimit:
             # Draining a body sent after `100 Continue` would ask for it first: refuse at once.
             waits = headers.get(b"expect", b"").lower() == b"100-continue"
             drain = not waits and int(declared) <= DRAIN_BYTES
-            return await self._refuse(receive, send, 0, drain)
+            return await self._refuse(scope, receive, send, 0, drain)
         chunks: list[bytes] = []
         received = 0
         while True:
@@ -77,7 +87,8 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:
-                return await self._refuse(receive, send, received, message.get("more_body"))
+                more = message.get("more_body", False)
+                return await self._refuse(scope, receive, send, received, more)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -109,7 +120,8 @@ class InFlightLimit:
             return await self.app(scope, receive, send)
         if self.in_flight >= self.limit:
             detail = f"the server is busy ({self.limit} requests in progress); retry shortly"
-            return await send_json_error(send, 503, "overloaded", detail, {"Retry-After": "1"})
+            retry = {"Retry-After": "1"}
+            return await send_json_error(scope, send, 503, "overloaded", detail, retry)
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
@@ -149,6 +161,7 @@ class RequestTimeout:
                 return  # too late for a status; the connection closes
             if state["body_done"]:
                 detail = f"the request took longer than {self.seconds} s to process"
-                return await send_json_error(send, 504, "timeout", detail)
+                return await send_json_error(scope, send, 504, "timeout", detail)
             detail = f"the request body did not arrive within {self.seconds} s"
-            await send_json_error(send, 408, "request_timeout", detail, {"Connection": "close"})
+            close = {"Connection": "close"}
+            await send_json_error(scope, send, 408, "request_timeout", detail, close)

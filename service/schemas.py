@@ -106,3 +106,78 @@ class ErrorBody(BaseModel):
 
     error: str = Field(description="machine-readable code, e.g. image_too_large")
     detail: str = Field(description="what went wrong and what to do about it")
+
+
+# The Open Inference Protocol (KServe v2): its JSON objects, as `routes/v2.py` answers them.
+
+
+class OipError(BaseModel):
+    """Every error of the Open Inference Protocol's routes."""
+
+    error: str = Field(description="what went wrong and what to do about it")
+
+
+class ServerMetadata(BaseModel):
+    """The server: its name, version and protocol extensions."""
+
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class ServerLive(BaseModel):
+    """Liveness."""
+
+    live: bool
+
+
+class ServerReady(BaseModel):
+    """Readiness: a model version is loaded."""
+
+    ready: bool
+
+
+class ModelReady(BaseModel):
+    """A model (or one of its versions) is ready to infer."""
+
+    name: str
+    ready: bool
+
+
+class TensorMetadata(BaseModel):
+    """A tensor: its name, datatype and shape (-1: the batch dimension)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    """A model: its versions, inputs (send exactly one) and outputs."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+    properties: dict[str, str] = Field(description="what each input and output holds")
+
+
+class ResponseOutput(BaseModel):
+    """An output tensor: its data in JSON, or its `binary_data_size` in `parameters` when
+    its bytes follow the JSON (binary tensor data extension)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    parameters: dict[str, int] | None = None
+    data: list[float] | None = None
+
+
+class InferenceResponse(BaseModel):
+    """The outputs asked for (all by default), with the model version that answered."""
+
+    model_name: str
+    model_version: str
+    id: str | None = Field(None, description="the request's id, when it had one")
+    outputs: list[ResponseOutput]

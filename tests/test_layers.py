@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PURE = [
     "service.errors",
+    "service.oip",
     "service.imaging.decode",
     "service.imaging.png",
     "service.imaging.ink",

@@ -1,7 +1,10 @@
-"""Domain errors and FastAPI's own errors, mapped to the one JSON error shape.
+"""Domain errors and FastAPI's own errors, mapped to JSON error shapes at the edge.
 
-The JSON body is `{"error": <code>, "detail": <message>}`; every error answered is counted
-by its code.
+The JSON body is `{"error": <code>, "detail": <message>}`, but under `OIP_PREFIX` (the Open
+Inference Protocol's router, `routes/v2.py`) it is the protocol's `{"error": <message>}`,
+and a bad parameter is 400, not 422: for every answer on those paths, whether a route, the
+routing (404, 405) or a guard (`service.limits`: 408, 413, 503, 504) gives it. Every error
+answered is counted by its code.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import ServiceError
 from service.metrics import REJECTED
-from service.schemas import ErrorBody
+from service.schemas import ErrorBody, OipError
 
 log = logging.getLogger("service.errors")
 
@@ -36,6 +39,19 @@ STATUSES = {
 }
 GUARDS = (408, 413, 422, 500, 503, 504)
 
+OIP_PREFIX = "/v2"
+# The same statuses on the Open Inference Protocol's routes, where a bad parameter is 400.
+OIP_STATUSES = {
+    **STATUSES,
+    400: "a malformed inference request (its JSON, binary data, tensor names, datatypes, "
+    "shapes, sizes or values), an undecodable image, or a bad path parameter",
+    404: "no such model, version or route",
+    413: "the body is over the limit (--max-body-bytes), or an image over --max-pixels",
+    415: "a Content-Encoding other than identity, or an image format we do not read",
+    422: "an image without a digit",
+}
+OIP_GUARDS = (400, 408, 413, 500, 503, 504)
+
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for a route that answers these statuses besides the guards',
@@ -46,12 +62,26 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def oip_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`error_responses` for a route of the Open Inference Protocol: its error shape."""
+    return {
+        status: {"model": OipError, "description": OIP_STATUSES[status]}
+        for status in sorted({*statuses, *OIP_GUARDS})
+    }
+
+
+def speaks_oip(path: str) -> bool:
+    """Whether a request path is the Open Inference Protocol's."""
+    return path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/")
+
+
 def error_response(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, path: str = ""
 ) -> JSONResponse:
-    """The one JSON error shape; counts the rejection by its code."""
+    """The JSON error shape of `path`; counts the rejection by its code."""
     REJECTED.labels(reason=code).inc()
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+    body = {"error": detail} if speaks_oip(path) else {"error": code, "detail": detail}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -59,7 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_service_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
-        return error_response(exc.status, exc.code, exc.detail, exc.headers)
+        return error_response(exc.status, exc.code, exc.detail, exc.headers, request.url.path)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -70,7 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             allowed = (exc.headers or {}).get("Allow", "")
             detail = f"{request.url.path} takes {allowed}, not {request.method}"
-        return error_response(exc.status_code, code, detail, exc.headers)
+        return error_response(exc.status_code, code, detail, exc.headers, request.url.path)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -78,11 +108,15 @@ def install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
             for err in exc.errors()
         ]
-        return error_response(422, "invalid_request", "; ".join(parts))
+        path = request.url.path
+        return error_response(
+            400 if speaks_oip(path) else 422, "invalid_request", "; ".join(parts), path=path
+        )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal_error", "the server failed; try again")
+        detail = "the server failed; try again"
+        return error_response(500, "internal_error", detail, path=request.url.path)
 
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(ServiceError, on_service_error)

@@ -13,7 +13,7 @@ from service.batching import MicroBatcher
 from service.errors import BlankImage
 from service.imaging.decode import Picture
 from service.imaging.mnist import to_mnist_many
-from service.inference import classify_pictures
+from service.inference import classify_pictures, classify_samples
 from service.registry import LoadedModel
 from service.runtime import DenseLayer, DenseModel
 from tests.keras_files import random_layers
@@ -131,3 +131,26 @@ async def test_an_image_that_breaks_preprocessing_fails_only_its_request() -> No
         np.stack([rows[0], rows[2], rows[3]]), expected(model, x), rtol=1e-6, atol=1e-7
     )
     assert passes()[1] - before[1] == 3  # each good image alone, after the shared pass failed
+
+
+async def test_samples_of_concurrent_requests_share_one_pass_without_preprocessing() -> None:
+    model = loaded(0, 1)
+    rows = np.random.default_rng(3).random((5, 784), dtype=np.float32)
+    batcher = MicroBatcher(classify_samples, max_batch=64)
+    before = passes()
+    two, three = await asyncio.gather(
+        batcher.classify_all(model, rows[:2]), batcher.classify_all(model, rows[2:])
+    )
+    after = passes()
+    assert after[0] - before[0] == 1 and after[1] - before[1] == 5
+    np.testing.assert_allclose(
+        np.concatenate([two, three]), model.model.predict(rows), rtol=1e-6, atol=1e-7
+    )
+
+
+async def test_classify_all_raises_the_first_items_error() -> None:
+    model, x = loaded(0, 1), images(3)
+    x[1] = Picture(np.full((28, 28), 200, np.uint8))
+    batcher = MicroBatcher(classify_pictures)
+    with pytest.raises(BlankImage):
+        await batcher.classify_all(model, x)

@@ -28,6 +28,23 @@ def test_not_installed_off_the_main_thread() -> None:
     assert results == [False]
 
 
+DRAINING = "draining: this worker is stopping; send new requests elsewhere"
+
+
+def v2_readiness_during(url: str, seconds: float) -> list[tuple[int, object]]:
+    """/v2/health/ready's answers, polled until one is 503 or `seconds` pass."""
+    answers: list[tuple[int, object]] = []
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            answer = client.get(url + "/v2/health/ready")
+            answers.append((answer.status_code, answer.json()))
+            if answer.status_code == 503:
+                break
+            time.sleep(0.05)
+    return answers
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_client_that_follows_readiness_sees_no_failure(
@@ -74,6 +91,7 @@ def test_a_client_that_follows_readiness_sees_no_failure(
         time.sleep(1.0)
         sent_at = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
+        v2_ready = v2_readiness_during(server.url, seconds=1.0)
         assert server.process.wait(timeout=drain + 20) == 0
         exited_at = time.monotonic()
         stop.set()
@@ -87,3 +105,4 @@ def test_a_client_that_follows_readiness_sees_no_failure(
     answered_after = [t for t, status in outcomes if t > sent_at]
     assert answered_after, "requests routed before the balancer noticed were answered"
     assert "SIGTERM: not ready" in server.log.read_text()
+    assert v2_ready[-1] == (503, {"error": DRAINING}), v2_ready  # the KServe probe too

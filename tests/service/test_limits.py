@@ -170,3 +170,26 @@ async def test_a_body_still_arriving_holds_no_in_flight_slot() -> None:
     assert limit.in_flight == 0
     assert not slow.done()  # still waiting for its body, outside the limit
     slow.cancel()
+
+
+async def test_the_guards_answer_v2_paths_in_the_protocols_error_shape() -> None:
+    """{"error": <message>} under /v2 (the Open Inference Protocol), as its clients read it;
+    the v2 probes are never refused."""
+    infer = "/v2/models/mnist/infer"
+    async with client(InFlightLimit(SlowApp(0.3), limit=1)) as c:
+        busy = await asyncio.gather(c.post(infer), c.post(infer), c.get("/v2/health/ready"))
+    assert sorted(r.status_code for r in busy) == [200, 200, 503]
+    assert next(r for r in busy if r.status_code == 503).json() == {
+        "error": "the server is busy (1 requests in progress); retry shortly"
+    }
+    async with client(RequestTimeout(SlowApp(1.0), seconds=0.2)) as c:
+        late = await c.post(infer, content=b"x")
+    assert late.json() == {"error": "the request took longer than 0.2 s to process"}
+    async with client(BodySizeLimit(SlowApp(0), max_bytes=10)) as c:
+        big = await c.post(infer, content=b"x" * 11)
+        v1 = await c.post("/v1/predict", content=b"x" * 11)
+    assert (big.status_code, big.json()) == (
+        413,
+        {"error": "the request body is over the limit of 10 bytes"},
+    )
+    assert v1.json()["error"] == "payload_too_large"

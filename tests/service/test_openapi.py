@@ -43,7 +43,9 @@ def test_every_answer_conforms_to_the_schema(
     api_schema: schemathesis.Schema, mode: GenerationMode
 ) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 7  # predict, batch, models, a model, healthz, readyz, metrics
+    # /v1: predict, batch, models, a model, healthz, readyz, metrics; /v2: live, ready, server
+    # metadata, model and version metadata, model and version ready, infer and version infer
+    assert len(operations) == 16
     calls = []
     for operation in operations:
 
