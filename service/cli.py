@@ -5,6 +5,7 @@ processes under uvicorn's own supervisor."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -45,6 +46,16 @@ def prepare_metrics_dir(path: Path | None) -> Path:
     return folder
 
 
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The MNIST_* variables from which each worker process builds the same `Settings`
+    (uvicorn starts workers with the parent's environment, not its objects). An unset
+    setting stays unset: `str(None)` would name a folder "None"."""
+    return {
+        f"{ENV_PREFIX}{name.upper()}": str(value)
+        for name, value in settings.model_dump(exclude_none=True).items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mnist-serve`."""
     try:
@@ -67,14 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     except (MetricsDirInUse, OSError) as exc:
         print(f"mnist-serve: error: {exc}", file=sys.stderr)
         return 2
-    # Each worker process builds its own app from the environment, so the settings go there.
-    for name, value in settings.model_copy(update={"metrics_dir": folder}).model_dump().items():
-        os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    os.environ.update(worker_environment(settings.model_copy(update={"metrics_dir": folder})))
     # One BLAS thread per worker, set before any worker imports NumPy. The workers are the
     # parallelism; OpenBLAS's own threads, spinning on every micro-batched forward pass,
     # took 2 workers from ~3,000 to ~250 requests/s on 2 cores (BENCHMARKS.md).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     configure_logging()
+    try:
+        serve(settings)
+    finally:
+        if settings.metrics_dir is None:  # ours, made in the temp folder: nothing to keep
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def serve(settings: Settings) -> None:
+    """uvicorn with the settings, until it stops."""
     if settings.workers == 1:
         # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to the
         # handler there before it: make that a clean exit, so a stop is not a crash (143).
@@ -89,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         log_level="info",
         access_log=settings.access_log,
     )
-    return 0
 
 
 if __name__ == "__main__":
