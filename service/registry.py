@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ log = logging.getLogger("service.registry")
 
 INPUT_SIZE = 784
 OUTPUT_SIZE = 10
+STORE_ERROR_LOG_SECONDS = 60.0  # while the store stays unreadable, one log line this often
 
 
 class LoadFailed(Exception):
@@ -105,6 +107,10 @@ class ModelRegistry:
         # holding up a poll never holds up a pinned version that is already loaded.
         self._refresh_lock = threading.Lock()
         self._pinned_lock = threading.Lock()
+        # Since when (time.monotonic seconds) the store has been unreadable, and when that
+        # was last logged: one line when it goes, one a minute while away, one when back.
+        self.store_unreadable_since: float | None = None
+        self._store_error_logged = 0.0
 
     def refresh(self) -> bool:
         """Load and swap in the version the store now names; True if the served one changed.
@@ -116,12 +122,14 @@ class ModelRegistry:
                 target = self.store.target(self.alias)
             except StoreUnreadable as exc:
                 metrics.STORE_READ_FAILURES.inc()
-                log.error("store unreadable, keeping the served version %s: %s", served, exc.detail)
+                self._store_unreadable(exc.detail, served)
                 if served is not None:
                     return False
                 target = self.store.cached_target(self.alias)  # a restart while it is away
-                if target is not None:
+                if target is not None and target not in self._failed:
                     log.warning("loading cached version %s until the store answers", target)
+            else:
+                self._store_readable()
             if target is None or target == served or target in self._failed:
                 return False
             try:
@@ -138,18 +146,45 @@ class ModelRegistry:
             log.info("serving %s version %d (was %s)", self.store.name, target, served)
             return True
 
+    def _store_unreadable(self, detail: str, served: int | None) -> None:
+        now = time.monotonic()
+        if self.store_unreadable_since is None:
+            self.store_unreadable_since = now
+        elif now - self._store_error_logged < STORE_ERROR_LOG_SECONDS:
+            return
+        self._store_error_logged = now
+        away = now - self.store_unreadable_since
+        keeping = f"keeping version {served}" if served is not None else "no version loaded yet"
+        log.error("store unreadable for %.0f s, %s: %s", away, keeping, detail)
+
+    def _store_readable(self) -> None:
+        if self.store_unreadable_since is not None:
+            away = time.monotonic() - self.store_unreadable_since
+            log.info("store readable again after %.0f s", away)
+            self.store_unreadable_since = None
+
     def get(self, version: int | None = None) -> LoadedModel:
         """The served model, or a pinned version (loaded on first use)."""
         current = self.current
         if version is None or (current is not None and version == current.version):
             if current is None:
+                why = (
+                    "cannot be read"
+                    if self.store_unreadable_since is not None
+                    else "has no usable version"
+                )
                 raise ModelNotReady(
-                    f"no model is loaded yet: the store {self.store.location} has no usable "
-                    "version",
+                    f"no model is loaded yet: the store {self.store.location} {why}",
                     headers={"Retry-After": "5"},
                 )
             return current
         return self._pinned_version(version)
+
+    def loaded_versions(self) -> list[int]:
+        """The versions in memory (served and pinned), ascending: what can be answered
+        without the store."""
+        current = self.current
+        return sorted({*self._pinned, *([current.version] if current else [])})
 
     def _pinned_version(self, version: int) -> LoadedModel:
         with self._pinned_lock:

@@ -73,6 +73,7 @@ _CALLS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3-call")
 # A staging folder this old in the cache was left by a worker killed mid-download.
 STALE_STAGING_SECONDS = 600
 CLIENT_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+UNANSWERED = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
 STAGING_PREFIX = ".tmp-"
 
 
@@ -326,5 +327,10 @@ class S3Store(ModelStore):
 
     def _unreachable(self, key: str, exc: Exception) -> StoreUnreadable:
         code = error_code(exc)
-        reason = f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
+        if code:
+            reason = f"{code}: {exc}"
+        elif isinstance(exc, UNANSWERED):  # their text holds the endpoint's URL: not for clients
+            reason = f"{type(exc).__name__}: the S3 endpoint did not answer"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
         return StoreUnreadable(f"s3://{self.bucket}/{key}: {reason}")

@@ -34,6 +34,7 @@ from service.schemas import (
     ServerReady,
 )
 from service.settings import Settings
+from service.store import StoreUnreadable
 
 router = APIRouter(prefix=OIP_PREFIX, tags=["v2"])
 
@@ -140,8 +141,14 @@ async def _model(registry: ModelRegistry, model_name: str, version: int | None) 
 
 
 def _metadata(registry: ModelRegistry, version: int | None) -> ModelMetadata:
-    """Every version in the store, or only `version` (404 when it is not there)."""
-    versions = registry.store.versions()
+    """Every version in the store, or only `version` (404 when it is not there). While the
+    store cannot be read, the versions in memory, which are being served (503 if none)."""
+    try:
+        versions = registry.store.versions()
+    except StoreUnreadable:
+        versions = registry.loaded_versions()
+        if not versions:
+            raise
     if version is not None:
         if version not in versions:
             raise version_not_found(registry.store, version)

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from service import metrics
+from service import registry as registry_module
 from service.errors import ModelNotReady, VersionNotFound, VersionUnavailable
 from service.registry import ModelRegistry
 from service.store import MAX_JSON_BYTES, FolderStore
@@ -75,10 +76,41 @@ def test_broken_aliases_file_keeps_the_served_version(tiny_store: Store) -> None
     assert metrics.STORE_READ_FAILURES._value.get() == failures + 1  # a metric says so
 
 
+def test_an_unreadable_store_is_logged_when_it_goes_a_minute_on_and_when_it_is_back(
+    tiny_store: Store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(registry_module.time, "monotonic", lambda: now[0])
+    registry = registry_for(tiny_store)
+    registry.refresh()
+    (tiny_store.dir / "aliases.json").write_text("{oops")
+    with caplog.at_level(logging.INFO, logger="service.registry"):
+        for _ in range(30):  # a poll every 2 s for a minute: one line
+            registry.refresh()
+            now[0] += 2
+        registry.refresh()  # a minute on: one more
+        (tiny_store.dir / "aliases.json").write_text(json.dumps({"production": 1}))
+        now[0] += 3
+        registry.refresh()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("store unreadable for 0 s, keeping version 1: ")
+    assert lines[1].startswith("store unreadable for 60 s, keeping version 1: ")
+    assert lines[2] == "store readable again after 63 s"
+
+
 def test_nothing_to_serve_is_model_not_ready(tmp_path) -> None:
     registry = registry_for(Store(tmp_path))
     assert registry.refresh() is False
-    with pytest.raises(ModelNotReady, match="no model is loaded yet"):
+    with pytest.raises(ModelNotReady, match="the store .* has no usable version"):
+        registry.get()
+
+
+def test_an_unreadable_store_before_any_load_says_so(tiny_store: Store) -> None:
+    (tiny_store.dir / "aliases.json").write_text("{oops")
+    registry = registry_for(tiny_store)
+    assert registry.refresh() is False
+    with pytest.raises(ModelNotReady, match=f"the store {tiny_store.dir} cannot be read$"):
         registry.get()
 
 

@@ -16,6 +16,7 @@ import pytest
 
 import service.s3store
 from service.registry import LoadFailed, ModelRegistry, load_version
+from service.routes.v2 import _metadata as v2_metadata
 from service.s3store import S3Store, split_url
 from service.store import StoreUnreadable, VersionCorrupt
 from tests.keras_files import publish_layers, random_layers
@@ -140,8 +141,9 @@ def test_an_unreachable_store_is_store_unreadable(
 ) -> None:
     store = unreachable(s3_server, bucket, tmp_path)
     for call in (store.versions, store.aliases, lambda: store.manifest(1), lambda: store.fetch(1)):
-        with pytest.raises(StoreUnreadable, match="Could not connect"):
+        with pytest.raises(StoreUnreadable, match="the S3 endpoint did not answer") as caught:
             call()
+        assert "127.0.0.1" not in str(caught.value)  # clients see it: no internal address
     with pytest.raises(StoreUnreadable, match="NoSuchBucket"):
         S3Store("s3://no-such-bucket", "mnist", tmp_path, client=s3_server.client()).versions()
 
@@ -169,6 +171,9 @@ def test_registry_keeps_serving_and_restarts_from_the_cache(
     with caplog.at_level(logging.ERROR):
         assert away.refresh() is False
     assert away.get().version == 1 and "store unreadable" in caplog.text
+    assert v2_metadata(away, None).versions == ["1"]  # from memory, as KServe clients ask
+    with pytest.raises(StoreUnreadable):
+        v2_metadata(ModelRegistry(unreachable(s3_server, bucket, tmp_path), "production"), None)
 
     restarted = ModelRegistry(unreachable(s3_server, bucket, tmp_path), "production")
     assert restarted.refresh() and restarted.get().version == 1
