@@ -2,7 +2,8 @@
 # Two targets from one file:
 #   serve: FastAPI + NumPy + Pillow + OpenCV (headless) + h5py + prometheus-client; no
 #          TensorFlow; non-root
-#   train: TensorFlow/Keras; trains and publishes into the store volume
+#   train: TensorFlow/Keras, the service's imaging code for the gate's real-world uploads;
+#          trains and publishes into the store volume
 # Dependencies are installed from pyproject.toml in their own layer, before the source,
 # so editing code does not reinstall them.
 
@@ -35,9 +36,17 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
 CMD ["python", "-m", "service.cli", "--host", "0.0.0.0", "--port", "8000", "--store", "/models", "--workers", "2"]
 
 FROM base AS train
+# The gate's real-world evaluation types digits in the DejaVu fonts.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 RUN python deploy/docker/requirements.py train > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
+# training/ reads uploads with the service's own decoding and preprocessing, and runs the
+# version it compares with on the service's runtime (training/realworld/, training/pipeline.py).
+COPY service/ ./service/
 COPY training/ ./training/
 RUN mkdir -p /models && chown 10001:10001 /models
 USER 10001:10001

@@ -80,6 +80,12 @@ class VersionNotFound(ServiceError):
     status, code = 404, "version_not_found"
 
 
+class CardNotFound(ServiceError):
+    """A version published without a model card (before cards existed, or by hand)."""
+
+    status, code = 404, "card_not_found"
+
+
 class VersionUnavailable(ServiceError):
     status, code = 409, "version_unavailable"
 

@@ -26,7 +26,7 @@ def test_trained_and_published_model_is_served(mnist_dir: Path, tmp_path: Path) 
     proc = subprocess.run(
         [sys.executable, "-m", "training.cli", "--quiet", "--data-dir", str(mnist_dir),
          "--store", str(tmp_path), "--train-limit", "3000", "--epochs", "2",
-         "--min-accuracy", "0.5", "--promote", "production"],
+         "--min-accuracy", "0.5", "--promote", "production", "--real-world", "10"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -39,6 +39,10 @@ def test_trained_and_published_model_is_served(mnist_dir: Path, tmp_path: Path) 
         assert documented in manifest["files"]
     for key in ("version", "created_at", "recipe", "data", "metrics", "libraries", "files"):
         assert key in manifest
+    assert manifest["data"]["train_samples"] == 3000  # what was fitted, --train-limit
+    assert manifest["real_world"]["uploads_per_kind"] == 10
+    assert 0 <= min(manifest["real_world"]["accuracy"].values()) <= 1
+    assert manifest["gate"]["compared_with"] is None  # production was not set
 
     data = load_idx_dir(mnist_dir)
     with TestClient(create_app(Settings(store=tmp_path))) as client:

@@ -23,6 +23,8 @@ PURE = [
     "service.runtime",
     "service.store",
     "service.s3store",
+    "training.gate",
+    "training.realworld.evaluation",
 ]
 EDGE = ("fastapi", "starlette", "prometheus_client", "uvicorn")
 # The lecture's networks run without TensorFlow, and share only a format with the service;

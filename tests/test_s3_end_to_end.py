@@ -32,7 +32,7 @@ def train(mnist_dir: Path, url: str, env: dict[str, str], *flags: str) -> subpro
     return subprocess.Popen(
         [sys.executable, "-m", "training.cli", "--quiet", "--data-dir", str(mnist_dir),
          "--store", url, "--train-limit", "3000", "--epochs", "1", "--min-accuracy", "0.5",
-         "--no-savedmodel", *flags],
+         "--no-savedmodel", "--real-world", "0", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("MNIST_")}
         | env

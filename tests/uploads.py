@@ -1,6 +1,6 @@
 """Uploads for tests: PNG bytes, a canvas export, and files that lie about their size.
 
-The kinds of real-world upload are made by `bench/wild_uploads.py`."""
+The kinds of real-world upload are made by `training/realworld/uploads.py`."""
 
 from __future__ import annotations
 

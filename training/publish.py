@@ -12,9 +12,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from training.curves import plot_history
 from training.data import Dataset
 from training.evaluate import Evaluation
+from training.plots import plot_history
 from training.recipes import Recipe
 
 
@@ -28,6 +28,7 @@ class TrainingRun:
     evaluation: Evaluation
     dataset: Dataset
     duration_seconds: float
+    train_samples: int  # the images fitted on: all of the training set, or --train-limit
 
 
 def write_artifacts(run: TrainingRun, folder: Path, *, savedmodel: bool = True) -> None:
@@ -60,7 +61,7 @@ def build_manifest(run: TrainingRun) -> dict[str, Any]:
             "source": data.source,
             "fingerprint": data.fingerprint,
             "files": data.files,
-            "train_samples": int(len(data.x_train)),
+            "train_samples": run.train_samples,
             "test_samples": int(len(data.x_test)),
         },
         "metrics": run.evaluation.to_dict(),

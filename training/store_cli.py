@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from training.card import summary
 from training.store import StoreError
 from training.stores import open_store
 
@@ -26,8 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default="mnist", help="model name: the folder inside the store")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="versions, their accuracy, and the aliases naming them")
-    show = sub.add_parser("show", help="print a version's manifest")
+    show = sub.add_parser("show", help="a version in a few lines (--json: its whole manifest)")
     show.add_argument("version", type=int)
+    show.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
     promote = sub.add_parser("promote", help="point an alias at a version")
     promote.add_argument("version", type=int)
     promote.add_argument("--alias", default="production")
@@ -62,28 +64,47 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_list(store: AnyStore, args: argparse.Namespace) -> int:
-    """One line per version: number, accuracy, recipe, created_at, aliases."""
+    """One line per version: number, MNIST test accuracy, real-world accuracy (the mean over
+    the kinds of upload, and the worst kind), recipe, created_at, aliases."""
     aliases = store.aliases()
     versions = store.versions()
     if not versions:
         print(f"no versions in {store.location}")
         return 0
-    print(f"{'version':>7}  {'accuracy':>8}  {'recipe':<8}  {'created_at':<25}  aliases")
+    print(f"{'version':>7}  {'accuracy':>8}  {'real-world (worst kind)':<26}  {'recipe':<6}  "
+          f"{'created_at':<25}  aliases")  # fmt: skip
     for version in versions:
         try:
             manifest = store.manifest(version)
             accuracy = f"{manifest['metrics']['accuracy']:.4f}"
             recipe, created = manifest["recipe"]["name"], manifest["created_at"]
-        except (StoreError, KeyError, TypeError):
-            accuracy, recipe, created = "?", "?", "unreadable manifest"
+            real_world = real_world_summary(manifest.get("real_world"))
+        except (StoreError, KeyError, TypeError, AttributeError):
+            accuracy, recipe, created, real_world = "?", "?", "unreadable manifest", "?"
         names = ",".join(sorted(a for a, v in aliases.items() if v == version))
-        print(f"{version:>7}  {accuracy:>8}  {recipe:<8}  {created:<25}  {names}")
+        print(f"{version:>7}  {accuracy:>8}  {real_world:<26}  {recipe:<6}  {created:<25}  {names}")
     return 0
 
 
+def real_world_summary(real_world: dict | None) -> str:
+    """ "97.6% (uci 82.0%)": the mean accuracy over the kinds of upload and the worst kind;
+    "-" for a version trained without the real-world evaluation."""
+    if not real_world:
+        return "-"
+    accuracy = real_world["accuracy"]
+    worst = min(accuracy, key=accuracy.get)
+    mean = sum(accuracy.values()) / len(accuracy)
+    return f"{mean:.1%} ({worst} {accuracy[worst]:.1%})"
+
+
 def cmd_show(store: AnyStore, args: argparse.Namespace) -> int:
-    """The manifest of one version, as JSON."""
-    print(json.dumps(store.manifest(args.version), indent=2, sort_keys=True))
+    """One version: a few lines (`training.card.summary`), or its manifest as JSON."""
+    manifest = store.manifest(args.version)
+    if args.json:
+        print(json.dumps(manifest, indent=2, sort_keys=True))
+    else:
+        aliases = sorted(a for a, v in store.aliases().items() if v == args.version)
+        print(summary(manifest, aliases))
     return 0
 
 

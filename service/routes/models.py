@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.deps import RegistryDep
-from service.errors import VersionUnavailable
+from service.errors import CardNotFound, VersionUnavailable
 from service.registry import ModelRegistry, version_not_found
 from service.routes.errors import error_responses
 from service.schemas import ModelsOverview, VersionInfo
-from service.store import StoreUnreadable
+from service.store import StoreUnreadable, VersionCorrupt
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+CARD = "model-card.md"  # written by mnist-train beside the model (training/card.py)
+MARKDOWN = "text/markdown; charset=utf-8"
 
 
 def _overview(registry: ModelRegistry) -> ModelsOverview:
@@ -56,3 +58,37 @@ async def list_models(registry: RegistryDep) -> ModelsOverview:
 async def show_model(registry: RegistryDep, version: int = Path(ge=1)) -> VersionInfo:
     """One version: its aliases, whether it is served, and its manifest."""
     return await run_in_threadpool(_version_info, registry, version)
+
+
+def _card(registry: ModelRegistry, version: int) -> str:
+    """The version's `model-card.md`, read from its verified files (`ModelStore.fetch`:
+    an S3 store downloads the version into its cache, as serving it would)."""
+    if version not in registry.store.versions():
+        raise version_not_found(registry.store, version)
+    try:
+        local = registry.store.fetch(version)
+    except VersionCorrupt as exc:
+        raise VersionUnavailable(f"{registry.store.name} version {version}: {exc}") from exc
+    path = local.folder / CARD
+    if CARD not in local.manifest.get("files", {}) or not path.is_file():
+        raise CardNotFound(
+            f"{registry.store.name} version {version} has no model card (published before "
+            "mnist-train wrote them); GET /v1/models/{version} shows its manifest"
+        )
+    return path.read_text(encoding="utf-8")
+
+
+@router.get(
+    "/{version}/card",
+    response_class=Response,
+    responses={
+        200: {"content": {MARKDOWN: {"schema": {"type": "string"}}}, "description": "Markdown"},
+        **error_responses(404, 409),
+    },
+)
+async def model_card(registry: RegistryDep, version: int = Path(ge=1)) -> Response:
+    """One version's model card (Markdown): its data, recipe, training curves, confusion
+    matrix, accuracy per digit and per kind of real-world upload, and the gate's decision.
+    Its pictures are files of the version folder beside it."""
+    text = await run_in_threadpool(_card, registry, version)
+    return Response(text, media_type=MARKDOWN)

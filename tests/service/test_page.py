@@ -21,12 +21,12 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from bench.wild_uploads import clean_photo
 from tests.conftest import SeedRun
 from tests.servers import serve
 from tests.tools import require_program
 from tests.uploads import png
 from training.data import load_idx_dir
+from training.realworld.uploads import clean_photo
 from training.store import Store
 
 WEB = Path(__file__).resolve().parents[2] / "service" / "web"

@@ -239,6 +239,23 @@ def test_models_endpoints(tiny_store: Store, make_client: MakeClient) -> None:
     assert client.get("/v1/models/9").status_code == 404
 
 
+def test_model_card_is_served_as_markdown(tiny_store: Store, make_client: MakeClient) -> None:
+    with tiny_store.publishing() as staging:  # a version with a card, as mnist-train writes
+        (staging / "model.keras").write_bytes((tiny_store.dir / "1" / "model.keras").read_bytes())
+        (staging / "model-card.md").write_text("# Model card: mnist, recipe `t`\n")
+        tiny_store.commit(staging, {"metrics": {"accuracy": 0.9}})
+    client = make_client(tiny_store)
+    card = client.get("/v1/models/2/card")
+    assert card.status_code == 200 and card.text == "# Model card: mnist, recipe `t`\n"
+    assert card.headers["content-type"] == "text/markdown; charset=utf-8"
+    without = client.get("/v1/models/1/card")
+    assert without.status_code == 404 and without.json()["error"] == "card_not_found"
+    assert "has no model card" in without.json()["detail"]
+    assert client.get("/v1/models/9/card").json()["error"] == "version_not_found"
+    (tiny_store.dir / "2" / "model-card.md").write_text("# forged\n")  # not what was published
+    assert client.get("/v1/models/2/card").status_code == 409
+
+
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {
         "status": "ok",

@@ -92,6 +92,7 @@ def test_worse_second_run_publishes_but_keeps_the_alias(
     second = mnist_train(
         "--data-dir", str(mnist_dir), "--store", str(store.root), "--promote", "production",
         "--train-limit", "600", "--epochs", "1", "--min-accuracy", "0", "--no-savedmodel",
+        "--real-world", "0",
     )  # fmt: skip
     assert second.returncode == 0, second.stderr
     assert store.versions() == [1, 2]
@@ -123,6 +124,7 @@ def test_no_worse_than_refuses_a_model_below_production(idx_dir: Path, tmp_path:
     proc = mnist_train(
         "--data-dir", str(idx_dir), "--store", str(store.root), "--epochs", "1",
         "--min-accuracy", "0", "--no-worse-than", "production", "--no-savedmodel",
+        "--real-world", "0",
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     assert "is worse than version 1's 0.9990 by more than 0.002" in proc.stderr
@@ -138,7 +140,7 @@ def test_same_seed_same_weights(idx_dir: Path, tmp_path: Path) -> None:
     for _ in range(2):
         proc = mnist_train(
             "--data-dir", str(idx_dir), "--store", str(store.root), "--epochs", "2",
-            "--min-accuracy", "0", "--no-savedmodel", "--seed", "7",
+            "--min-accuracy", "0", "--no-savedmodel", "--seed", "7", "--real-world", "0",
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
 

@@ -28,11 +28,20 @@ def test_list_shows_versions_accuracy_and_aliases(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store.set_alias("production", 2)
+    real_world = {"uploads_per_kind": 100, "seed": 1, "accuracy": {"desk": 0.97, "uci": 0.82}}
+    publish(store, recipe={"name": "best"}, created_at="2026-11-25T00:00:00+00:00",
+            real_world=real_world)  # fmt: skip
     assert run(store, "list") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["version", "accuracy", "recipe", "created_at", "aliases"]
-    assert lines[2].split() == ["2", "0.9800", "seed", "2026-11-24T00:00:00+00:00", "production"]
-    assert len(lines) == 4
+    assert lines[0].split() == [
+        "version", "accuracy", "real-world", "(worst", "kind)", "recipe", "created_at", "aliases"
+    ]  # fmt: skip
+    assert lines[2].split() == [
+        "2", "0.9800", "-", "seed", "2026-11-24T00:00:00+00:00", "production"
+    ]  # fmt: skip
+    assert lines[4].split() == ["4", "0.9800", "89.5%", "(uci", "82.0%)", "best",
+                                "2026-11-25T00:00:00+00:00"]  # fmt: skip
+    assert len(lines) == 5
 
 
 def test_list_of_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,9 +49,22 @@ def test_list_of_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().out.startswith("no versions in ")
 
 
-def test_show_prints_the_manifest(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(store, "show", "3") == 0
+def test_show_prints_the_manifest_with_json(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(store, "show", "3", "--json") == 0
     assert json.loads(capsys.readouterr().out)["version"] == 3
+
+
+def test_show_prints_a_few_lines(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    store.set_alias("production", 3)
+    assert run(store, "show", "3") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        "mnist version 3: recipe seed, created 2026-11-24T00:00:00+00:00, aliases: production"
+    )
+    assert "MNIST test accuracy 0.9800 (loss 0.0000)" in lines[1]
+    assert len(lines) <= 10
 
 
 def test_show_of_a_missing_version_is_one_line(

@@ -536,7 +536,9 @@ def typed(digit: np.ndarray, rng: np.random.Generator, label: int) -> bytes:
     photographed; `digit` only seeds nothing (typed digits have no handwriting)."""
     fonts = sorted(FONT_DIR.glob("DejaVu*.ttf"))
     if not fonts:
-        raise SystemExit(f"error: no DejaVu fonts in {FONT_DIR}: apt-get install fonts-dejavu-core")
+        raise FileNotFoundError(
+            f"no DejaVu fonts in {FONT_DIR} for the 'typed' uploads: install fonts-dejavu-core"
+        )
     font = ImageFont.truetype(str(fonts[int(rng.integers(len(fonts)))]), int(rng.integers(40, 160)))
     text = Image.new("L", (400, 400), 0)
     ImageDraw.Draw(text).text((100, 60), str(label), fill=255, font=font)
