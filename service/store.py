@@ -111,14 +111,17 @@ def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
 
 def verify_folder(folder: Path, manifest: dict[str, Any]) -> list[str]:
     """Files of `folder` that are missing, extra or whose sha256 differs from the manifest
-    (whose own file, manifest.json, is not listed)."""
+    (whose own file, manifest.json, is not listed), and symbolic links: a version is its
+    own files, so a link (to /etc/passwd, to a secret of the server) is never followed."""
     expected = manifest.get("files")
     if not isinstance(expected, dict) or not expected:
         return ["manifest lists no files"]
+    entries = list(folder.rglob("*"))
+    links = sorted(p.relative_to(folder).as_posix() for p in entries if p.is_symlink())
+    if links:
+        return [f"{name}: a symbolic link, not a file" for name in links]
     actual = {
-        p.relative_to(folder).as_posix(): p
-        for p in folder.rglob("*")
-        if p.is_file() and p.name != MANIFEST
+        p.relative_to(folder).as_posix(): p for p in entries if p.is_file() and p.name != MANIFEST
     }
     problems = [f"{name}: missing" for name in sorted(set(expected) - set(actual))]
     problems += [f"{name}: not in manifest" for name in sorted(set(actual) - set(expected))]

@@ -97,7 +97,7 @@ def summary(manifest: dict[str, Any], aliases: list[str]) -> str:
             + (f"; worst digit {worst} at {per_class[worst]:.1%}" if worst is not None else "")
         )
     real_world = manifest.get("real_world")
-    if real_world:
+    if isinstance(real_world, dict) and real_world.get("accuracy"):
         accuracy = real_world["accuracy"]
         ranked = sorted(accuracy, key=accuracy.get)[:3]
         lines.append(
@@ -133,7 +133,7 @@ def _augmentation(augmentation: dict[str, Any]) -> str:
 
 
 def _real_world(real_world: dict[str, Any] | None) -> list[str]:
-    if not real_world:
+    if not (isinstance(real_world, dict) and real_world.get("accuracy")):
         return ["Not evaluated (trained with `--real-world 0`)."]
     accuracy = real_world["accuracy"]
     return [

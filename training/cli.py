@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default="mnist", help="model name: the folder inside the store")
     p.add_argument(
         "--min-accuracy",
-        type=float,
+        type=fraction,
         default=DEFAULT_MIN_ACCURACY,
         help="publish nothing below this MNIST test accuracy (default: %(default)s)",
     )
@@ -60,13 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--tolerance",
-        type=float,
+        type=fraction,
         default=DEFAULT_TOLERANCE,
         help="'worse' on MNIST test accuracy: lower by more than this (default: %(default)s)",
     )
     p.add_argument(
         "--kind-tolerance",
-        type=float,
+        type=fraction,
         default=DEFAULT_KIND_TOLERANCE,
         help="'worse' on a kind of real-world upload: lower by more than this "
         "(default: %(default)s)",
@@ -98,6 +98,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.real_world < 0:
         p.error("--real-world: must be 0 or more")
     return args
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (NaN is none: it would pass every comparison)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # False for NaN too
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
 
 
 def _env_path(name: str) -> Path | None:

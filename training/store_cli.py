@@ -79,7 +79,7 @@ def cmd_list(store: AnyStore, args: argparse.Namespace) -> int:
             accuracy = f"{manifest['metrics']['accuracy']:.4f}"
             recipe, created = manifest["recipe"]["name"], manifest["created_at"]
             real_world = real_world_summary(manifest.get("real_world"))
-        except (StoreError, KeyError, TypeError, AttributeError):
+        except (StoreError, KeyError, TypeError, AttributeError, ValueError):
             accuracy, recipe, created, real_world = "?", "?", "unreadable manifest", "?"
         names = ",".join(sorted(a for a, v in aliases.items() if v == version))
         print(f"{version:>7}  {accuracy:>8}  {real_world:<26}  {recipe:<6}  {created:<25}  {names}")
@@ -89,7 +89,7 @@ def cmd_list(store: AnyStore, args: argparse.Namespace) -> int:
 def real_world_summary(real_world: dict | None) -> str:
     """ "97.6% (uci 82.0%)": the mean accuracy over the kinds of upload and the worst kind;
     "-" for a version trained without the real-world evaluation."""
-    if not real_world:
+    if not (isinstance(real_world, dict) and real_world.get("accuracy")):
         return "-"
     accuracy = real_world["accuracy"]
     worst = min(accuracy, key=accuracy.get)
@@ -104,7 +104,13 @@ def cmd_show(store: AnyStore, args: argparse.Namespace) -> int:
         print(json.dumps(manifest, indent=2, sort_keys=True))
     else:
         aliases = sorted(a for a, v in store.aliases().items() if v == args.version)
-        print(summary(manifest, aliases))
+        try:
+            print(summary(manifest, aliases))
+        except (KeyError, TypeError, AttributeError, ValueError, ArithmeticError) as exc:
+            raise StoreError(
+                f"version {args.version}'s manifest has fields of another shape than "
+                f"mnist-train writes ({type(exc).__name__}: {exc}); --json prints it as it is"
+            ) from exc
     return 0
 
 

@@ -14,6 +14,7 @@ from service.store import StoreUnreadable, VersionCorrupt
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 CARD = "model-card.md"  # written by mnist-train beside the model (training/card.py)
+MAX_CARD_BYTES = 1 << 20  # mnist-train's cards are about 3 KB
 MARKDOWN = "text/markdown; charset=utf-8"
 
 
@@ -69,13 +70,20 @@ def _card(registry: ModelRegistry, version: int) -> str:
         local = registry.store.fetch(version)
     except VersionCorrupt as exc:
         raise VersionUnavailable(f"{registry.store.name} version {version}: {exc}") from exc
-    path = local.folder / CARD
+    path = local.folder / CARD  # verified: a regular file of the version, not a link
     if CARD not in local.manifest.get("files", {}) or not path.is_file():
         raise CardNotFound(
             f"{registry.store.name} version {version} has no model card (published before "
             "mnist-train wrote them); GET /v1/models/{version} shows its manifest"
         )
-    return path.read_text(encoding="utf-8")
+    with path.open("rb") as card:
+        data = card.read(MAX_CARD_BYTES + 1)
+    if len(data) > MAX_CARD_BYTES:
+        raise VersionUnavailable(
+            f"{registry.store.name} version {version}: its model card is over "
+            f"{MAX_CARD_BYTES} bytes, not one mnist-train wrote"
+        )
+    return data.decode("utf-8", errors="replace")
 
 
 @router.get(

@@ -12,7 +12,7 @@ from service import metrics
 from service import registry as registry_module
 from service.errors import ModelNotReady, VersionNotFound, VersionUnavailable
 from service.registry import ModelRegistry
-from service.store import MAX_JSON_BYTES, FolderStore
+from service.store import MAX_JSON_BYTES, FolderStore, VersionCorrupt
 from tests.keras_files import publish_layers, random_layers
 from training.store import Store
 
@@ -56,6 +56,22 @@ def test_tampered_version_is_skipped_and_the_old_one_kept(
     assert "skipping mnist version 2: checksums fail: model.keras: checksum mismatch" in caplog.text
     registry.refresh()
     assert registry.load_failures == 1  # remembered, not retried on every poll
+
+
+def test_a_version_holding_a_symbolic_link_is_skipped(tiny_store: Store, tmp_path) -> None:
+    """A link listed with the sha256 of its target still reads nothing outside the version."""
+    registry = registry_for(tiny_store)
+    registry.refresh()
+    secret = tmp_path / "secret"
+    secret.write_text("the server's own")
+    with tiny_store.publishing() as staging:
+        (staging / "model.keras").write_bytes((tiny_store.dir / "1" / "model.keras").read_bytes())
+        (staging / "model-card.md").symlink_to(secret)
+        tiny_store.commit(staging, {"metrics": {"accuracy": 0.9}})
+    assert "model-card.md" in tiny_store.manifest(2)["files"]
+    assert registry.refresh() is False and registry.get().version == 1
+    with pytest.raises(VersionCorrupt, match="model-card.md: a symbolic link, not a file"):
+        registry.store.fetch(2)
 
 
 def test_version_that_does_not_load_is_skipped(tiny_store: Store) -> None:

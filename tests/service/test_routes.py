@@ -256,6 +256,22 @@ def test_model_card_is_served_as_markdown(tiny_store: Store, make_client: MakeCl
     assert client.get("/v1/models/2/card").status_code == 409
 
 
+def test_a_card_that_is_huge_or_not_utf8_is_no_crash(
+    tiny_store: Store, make_client: MakeClient
+) -> None:
+    model = (tiny_store.dir / "1" / "model.keras").read_bytes()
+    for card in (b"\xff\xfe card \x80", b"#" * (2 << 20)):
+        with tiny_store.publishing() as staging:
+            (staging / "model.keras").write_bytes(model)
+            (staging / "model-card.md").write_bytes(card)
+            tiny_store.commit(staging, {"metrics": {"accuracy": 0.9}})
+    client = make_client(tiny_store)
+    odd = client.get("/v1/models/2/card")
+    assert odd.status_code == 200 and odd.text == "\ufffd\ufffd card \ufffd"
+    huge = client.get("/v1/models/3/card")
+    assert huge.status_code == 409 and "over 1048576 bytes" in huge.json()["detail"]
+
+
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {
         "status": "ok",

@@ -158,3 +158,21 @@ def test_a_bad_s3_location_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith("mnist-models: error: ") and message in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "real_world",
+    [{}, {"accuracy": {}}, {"accuracy": "high"}, "97%", {"accuracy": {"uci": "x"}}, [1]],
+)
+def test_list_and_show_survive_a_manifest_of_another_shape(
+    store: Store, capsys: pytest.CaptureFixture[str], real_world: object
+) -> None:
+    publish(store, recipe={"name": "best"}, created_at="2026-11-25T00:00:00+00:00",
+            real_world=real_world, gate="passed")  # fmt: skip
+    assert run(store, "list") == 0
+    assert "Traceback" not in capsys.readouterr().err
+    code = run(store, "show", "4")
+    out, err = capsys.readouterr()
+    assert code in (0, 1) and "Traceback" not in err
+    if code:
+        assert err.startswith("mnist-models: error: version 4's manifest has fields of another")
