@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.registry import load_version  # noqa: E402
+from service.registry import LoadFailed, load_version  # noqa: E402
 from service.store import FolderStore  # noqa: E402
 from training.data import load_idx_dir  # noqa: E402
 from training.realworld.evaluation import KINDS, prepare, score  # noqa: E402
@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="STORE:VERSION",
         help="score these versions instead, one column each, on the same uploads (repeat it)",
     )
-    parser.add_argument("--count", type=int, default=100, help="uploads per kind")
-    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--count", type=int, default=100, help="uploads per kind (default: 100)")
+    parser.add_argument("--seed", type=int, default=2026, help="of the uploads (default: 2026)")
     parser.add_argument("--kinds", help=f"comma-separated, of: {', '.join(KINDS)}")
     parser.add_argument("--mnist-dir", type=Path, default=os.environ.get("MNIST_DIR"))
     parser.add_argument("--json", type=Path, help="also write the table here")
@@ -68,11 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     data = load_idx_dir(args.mnist_dir)
     prepared = prepare(kinds, args.count, args.seed, (data.x_test, data.y_test))
     columns = {}
-    for root, version in chosen:
-        loaded = load_version(FolderStore(root, args.model), version)
+    for column, (root, version) in enumerate(chosen, 1):
+        try:
+            loaded = load_version(FolderStore(root, args.model), version)
+        except LoadFailed as exc:
+            parser.error(f"{root}: {exc}")
         recipe = loaded.manifest.get("recipe", {})
         label = f"{root}:{version}"
-        print(f"{label}: recipe {recipe.get('name')}, {recipe.get('epochs')} epochs, "
+        print(f"[{column}] {label}: recipe {recipe.get('name')}, {recipe.get('epochs')} epochs, "
               f"seed {recipe.get('seed')}")  # fmt: skip
         columns[label] = score(prepared, loaded.model.predict)
     if len(columns) == 1:
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{kind:<16}{round(value * count):>7}{count:>6}{value:>10.1%}")
         result = {"version": chosen[0][1], "kinds": table}
     else:
-        print(f"{'kind':<16}" + "".join(f"{n + 1:>8}" for n in range(len(columns))))
+        print(f"{'kind':<16}" + "".join(f"{f'[{n + 1}]':>8}" for n in range(len(columns))))
         for kind in kinds:
             print(f"{kind:<16}" + "".join(f"{c[kind]:>8.0%}" for c in columns.values()))
         result = {"uploads_per_kind": args.count, "seed": args.seed, "accuracy": columns}

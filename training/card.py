@@ -127,9 +127,16 @@ def _value(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+# The settings that turn a distortion on (training.recipes.Augmentation.enabled); the others
+# only shape a distortion that is on.
+DISTORTIONS = ("rotation_degrees", "scale", "shear", "shift_pixels", "elastic_alpha", "degraded")
+
+
 def _augmentation(augmentation: dict[str, Any]) -> str:
+    if not any(augmentation.get(key) for key in DISTORTIONS):
+        return "none"
     shown = {k: v for k, v in augmentation.items() if v not in (0, 0.0, None)}
-    return ", ".join(f"{k} {v}" for k, v in shown.items()) or "none"
+    return ", ".join(f"{k} {v}" for k, v in shown.items())
 
 
 def _real_world(real_world: dict[str, Any] | None) -> list[str]:

@@ -85,7 +85,7 @@ def promotion(
         return Decision(
             False,
             f"real-world uploads read worse than version {version}'s by more than "
-            f"{kind_tolerance:.0%}: {listed}; {alias!r} stays on {version}",
+            f"{kind_tolerance * 100:g} points: {listed}; {alias!r} stays on {version}",
         )
     on = " and on every kind of real-world upload" if compared else ""
     return Decision(

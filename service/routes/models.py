@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +18,13 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 CARD = "model-card.md"  # written by mnist-train beside the model (training/card.py)
 MAX_CARD_BYTES = 1 << 20  # mnist-train's cards are about 3 KB
 MARKDOWN = "text/markdown; charset=utf-8"
+
+
+class CardPicture(StrEnum):
+    """The pictures a model card shows, files of the version beside it (training/card.py)."""
+
+    training_curves = "training-curves.png"
+    confusion_matrix = "confusion-matrix.png"
 
 
 def _overview(registry: ModelRegistry) -> ModelsOverview:
@@ -61,29 +70,30 @@ async def show_model(registry: RegistryDep, version: int = Path(ge=1)) -> Versio
     return await run_in_threadpool(_version_info, registry, version)
 
 
-def _card(registry: ModelRegistry, version: int) -> str:
-    """The version's `model-card.md`, read from its verified files (`ModelStore.fetch`:
-    an S3 store downloads the version into its cache, as serving it would)."""
+def _card_file(registry: ModelRegistry, version: int, name: str) -> bytes:
+    """A file of the version's model card (`model-card.md` or one of its pictures), read
+    from its verified files (`ModelStore.fetch`: an S3 store downloads the version into its
+    cache, as serving it would); at most MAX_CARD_BYTES."""
     if version not in registry.store.versions():
         raise version_not_found(registry.store, version)
     try:
         local = registry.store.fetch(version)
     except VersionCorrupt as exc:
         raise VersionUnavailable(f"{registry.store.name} version {version}: {exc}") from exc
-    path = local.folder / CARD  # verified: a regular file of the version, not a link
-    if CARD not in local.manifest.get("files", {}) or not path.is_file():
+    path = local.folder / name  # verified: a regular file of the version, not a link
+    if name not in local.manifest.get("files", {}) or not path.is_file():
         raise CardNotFound(
-            f"{registry.store.name} version {version} has no model card (published before "
-            "mnist-train wrote them); GET /v1/models/{version} shows its manifest"
+            f"{registry.store.name} version {version} has no {name} (published before "
+            f"mnist-train wrote model cards); GET /v1/models/{version} shows its manifest"
         )
-    with path.open("rb") as card:
-        data = card.read(MAX_CARD_BYTES + 1)
+    with path.open("rb") as file:
+        data = file.read(MAX_CARD_BYTES + 1)
     if len(data) > MAX_CARD_BYTES:
         raise VersionUnavailable(
-            f"{registry.store.name} version {version}: its model card is over "
+            f"{registry.store.name} version {version}: its {name} is over "
             f"{MAX_CARD_BYTES} bytes, not one mnist-train wrote"
         )
-    return data.decode("utf-8", errors="replace")
+    return data
 
 
 @router.get(
@@ -98,5 +108,23 @@ async def model_card(registry: RegistryDep, version: int = Path(ge=1)) -> Respon
     """One version's model card (Markdown): its data, recipe, training curves, confusion
     matrix, accuracy per digit and per kind of real-world upload, and the gate's decision.
     Its pictures are files of the version folder beside it."""
-    text = await run_in_threadpool(_card, registry, version)
-    return Response(text, media_type=MARKDOWN)
+    data = await run_in_threadpool(_card_file, registry, version, CARD)
+    return Response(data.decode("utf-8", errors="replace"), media_type=MARKDOWN)
+
+
+@router.get(
+    "/{version}/{picture}",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+              "description": "PNG"},
+        **error_responses(404, 409),
+    },
+)  # fmt: skip
+async def model_card_picture(
+    registry: RegistryDep, picture: CardPicture, version: int = Path(ge=1)
+) -> Response:
+    """A picture of the version's model card: `training-curves.png` or
+    `confusion-matrix.png` (the card links them by these relative names)."""
+    data = await run_in_threadpool(_card_file, registry, version, picture.value)
+    return Response(data, media_type="image/png")

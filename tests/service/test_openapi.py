@@ -43,9 +43,10 @@ def test_every_answer_conforms_to_the_schema(
     api_schema: schemathesis.Schema, mode: GenerationMode
 ) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    # /v1: predict, batch, models, a model, healthz, readyz, metrics; /v2: live, ready, server
-    # metadata, model and version metadata, model and version ready, infer and version infer
-    assert len(operations) == 16
+    # /v1: predict, batch, models, a model, its card, its card's pictures, healthz, readyz,
+    # metrics; /v2: live, ready, server metadata, model and version metadata, model and
+    # version ready, infer and version infer
+    assert len(operations) == 18
     calls = []
     for operation in operations:
 

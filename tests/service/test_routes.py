@@ -243,15 +243,21 @@ def test_model_card_is_served_as_markdown(tiny_store: Store, make_client: MakeCl
     with tiny_store.publishing() as staging:  # a version with a card, as mnist-train writes
         (staging / "model.keras").write_bytes((tiny_store.dir / "1" / "model.keras").read_bytes())
         (staging / "model-card.md").write_text("# Model card: mnist, recipe `t`\n")
+        (staging / "confusion-matrix.png").write_bytes(png(np.zeros((4, 4), np.uint8)))
         tiny_store.commit(staging, {"metrics": {"accuracy": 0.9}})
     client = make_client(tiny_store)
     card = client.get("/v1/models/2/card")
     assert card.status_code == 200 and card.text == "# Model card: mnist, recipe `t`\n"
     assert card.headers["content-type"] == "text/markdown; charset=utf-8"
+    picture = client.get("/v1/models/2/confusion-matrix.png")  # as the card links it
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    assert picture.content.startswith(b"\x89PNG")
     without = client.get("/v1/models/1/card")
     assert without.status_code == 404 and without.json()["error"] == "card_not_found"
-    assert "has no model card" in without.json()["detail"]
+    assert "has no model-card.md" in without.json()["detail"]
     assert client.get("/v1/models/9/card").json()["error"] == "version_not_found"
+    assert client.get("/v1/models/2/training-curves.png").json()["error"] == "card_not_found"
+    assert client.get("/v1/models/2/model.keras").status_code == 422  # only the pictures
     (tiny_store.dir / "2" / "model-card.md").write_text("# forged\n")  # not what was published
     assert client.get("/v1/models/2/card").status_code == 409
 

@@ -68,6 +68,15 @@ def test_the_cli_publishes_a_card_and_its_pictures(seed_store: SeedRun) -> None:
     manifest = store.manifest(1)
     assert {CARD, CURVES, CONFUSION} <= set(manifest["files"])  # checksummed with the rest
     card = (store.dir / "1" / CARD).read_text()
-    assert card == model_card(manifest, "mnist")
+    for kind, accuracy in manifest["real_world"]["accuracy"].items():
+        assert f"| {kind} | {accuracy:.1%} |" in card
+    assert "| augmentation | none |" in card and "| optimizer | rmsprop |" in card
     assert (store.dir / "1" / CONFUSION).read_bytes().startswith(b"\x89PNG")
     assert f"Accuracy **{manifest['metrics']['accuracy']:.4f}**" in card
+
+
+def test_augmentation_that_is_off_is_none() -> None:
+    off = {"rotation_degrees": 0.0, "elastic_alpha": 0.0, "elastic_sigma": 4.0, "degraded": 0.0,
+           "probability": 1.0, "blur_sigma": 1.2}  # fmt: skip
+    card = model_card({**MANIFEST, "recipe": {"name": "seed", "augmentation": off}}, "mnist")
+    assert "| augmentation | none |" in card

@@ -36,7 +36,7 @@ def test_refuses_a_candidate_worse_on_one_kind_and_names_it() -> None:
     decision = promotion(0.9850, PRODUCTION, "production", 0.002, candidate, 0.05)
     assert not decision.ok
     assert decision.reason == (
-        "real-world uploads read worse than version 4's by more than 5%: uci 82.0% "
+        "real-world uploads read worse than version 4's by more than 5 points: uci 82.0% "
         "(version 4: 95.0%); 'production' stays on 4"
     )
 

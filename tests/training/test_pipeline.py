@@ -87,7 +87,7 @@ def test_gate_refuses_a_candidate_worse_on_a_real_world_kind(
     assert proc.returncode == 3, proc.stderr[-2000:]
     said = proc.stderr.strip().splitlines()[-1]  # after TensorFlow's own start-up lines
     assert said.startswith(
-        "mnist-train: error: real-world uploads read worse than version 1's by more than 5%: "
+        "mnist-train: error: real-world uploads read worse than version 1's by more than 5 points: "
     ), said
     assert "uci " in said and said.endswith("'production' stays on 1; nothing was published")
     assert "Traceback" not in proc.stderr
