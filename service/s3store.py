@@ -155,6 +155,23 @@ class S3Store(ModelStore):
         key = f"{self.prefix}{version}/{MANIFEST}"
         return parse_manifest(self._get(key, MAX_JSON_BYTES), f"s3://{self.bucket}/{key}")
 
+    def _read_bytes(self, version: int, name: str, limit: int) -> bytes:
+        key = f"{self.prefix}{version}/{name}"
+
+        def head_of_object() -> bytes:  # the first limit + 1 bytes: enough to say "too big"
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                return body.read(limit + 1)
+            finally:
+                body.close()
+
+        try:
+            return self._bounded(FILE_DEADLINE, key, head_of_object)
+        except CLIENT_ERRORS as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                raise VersionCorrupt(f"{name}: missing") from exc
+            raise self._unreachable(key, exc) from exc
+
     def fetch(self, version: int) -> LocalVersion:
         """The cached copy when it matches the store's manifest (or the store is away and it
         matches its own); else every file the manifest lists downloaded into a staging

@@ -75,6 +75,30 @@ class ModelStore(ABC):
         """The version's files on local disk, every sha256 checked against its manifest.
         StoreUnreadable when the store cannot be read; VersionCorrupt when files differ."""
 
+    def read_file(self, version: int, name: str, limit: int) -> bytes:
+        """One file of a version's folder (`name`: no folders), at most `limit` bytes, its
+        sha256 checked against the manifest's, from the bytes read: what a client is sent is
+        what was published, without hashing the whole version. FileNotFoundError when the
+        manifest does not list it; VersionCorrupt when it is not a regular file, is over
+        `limit` or differs; StoreUnreadable when the store cannot be read."""
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"{name!r}: not a file name")
+        files = self.manifest(version).get("files")
+        expected = files.get(name) if isinstance(files, dict) else None
+        if not isinstance(expected, str):
+            raise FileNotFoundError(f"version {version}'s manifest lists no {name}")
+        data = self._read_bytes(version, name, limit)
+        if len(data) > limit:
+            raise VersionCorrupt(f"{name}: over {limit} bytes")
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise VersionCorrupt(f"{name}: checksum mismatch")
+        return data
+
+    @abstractmethod
+    def _read_bytes(self, version: int, name: str, limit: int) -> bytes:
+        """Up to `limit + 1` bytes of a file of the version (more than `limit`: too big);
+        VersionCorrupt when it is missing or not a regular file."""
+
     def cached_target(self, alias: str) -> int | None:
         """A version to serve without reaching the store (its local cache); None if none."""
         return None
@@ -178,6 +202,26 @@ class FolderStore(ModelStore):
         except OSError as exc:
             raise StoreUnreadable(f"{path}: {type(exc).__name__}: {exc}") from exc
         return parse_manifest(data, str(path))
+
+    def _read_bytes(self, version: int, name: str, limit: int) -> bytes:
+        # Opened without following a link, at the folder and at the file, and read from the
+        # same descriptor that was checked: a writer swapping in a link between a check and
+        # the read (to /etc/passwd, /proc/self/environ) gets nothing outside the version.
+        nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            folder = os.open(self.dir / str(version), nofollow | os.O_DIRECTORY)
+        except OSError as exc:
+            raise VersionCorrupt(f"version {version}: {exc.strerror}") from exc
+        try:
+            fd = os.open(name, nofollow | os.O_NONBLOCK, dir_fd=folder)
+        except OSError as exc:  # ELOOP: a symbolic link; ENOENT: missing
+            raise VersionCorrupt(f"{name}: {exc.strerror}") from exc
+        finally:
+            os.close(folder)
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise VersionCorrupt(f"{name}: not a regular file")
+            return file.read(limit + 1)
 
     def fetch(self, version: int) -> LocalVersion:
         manifest = self.manifest(version)

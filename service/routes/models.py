@@ -71,29 +71,20 @@ async def show_model(registry: RegistryDep, version: int = Path(ge=1)) -> Versio
 
 
 def _card_file(registry: ModelRegistry, version: int, name: str) -> bytes:
-    """A file of the version's model card (`model-card.md` or one of its pictures), read
-    from its verified files (`ModelStore.fetch`: an S3 store downloads the version into its
-    cache, as serving it would); at most MAX_CARD_BYTES."""
-    if version not in registry.store.versions():
-        raise version_not_found(registry.store, version)
+    """A file of the version's model card (`model-card.md` or one of its pictures), at most
+    MAX_CARD_BYTES, checked against its manifest's sha256 (`ModelStore.read_file`)."""
+    store = registry.store
+    if version not in store.versions():
+        raise version_not_found(store, version)
     try:
-        local = registry.store.fetch(version)
-    except VersionCorrupt as exc:
-        raise VersionUnavailable(f"{registry.store.name} version {version}: {exc}") from exc
-    path = local.folder / name  # verified: a regular file of the version, not a link
-    if name not in local.manifest.get("files", {}) or not path.is_file():
+        return store.read_file(version, name, MAX_CARD_BYTES)
+    except FileNotFoundError as exc:
         raise CardNotFound(
-            f"{registry.store.name} version {version} has no {name} (published before "
-            f"mnist-train wrote model cards); GET /v1/models/{version} shows its manifest"
-        )
-    with path.open("rb") as file:
-        data = file.read(MAX_CARD_BYTES + 1)
-    if len(data) > MAX_CARD_BYTES:
-        raise VersionUnavailable(
-            f"{registry.store.name} version {version}: its {name} is over "
-            f"{MAX_CARD_BYTES} bytes, not one mnist-train wrote"
-        )
-    return data
+            f"{store.name} version {version} has no {name} (published before mnist-train "
+            f"wrote model cards); GET /v1/models/{version} shows its manifest"
+        ) from exc
+    except VersionCorrupt as exc:
+        raise VersionUnavailable(f"{store.name} version {version}: {exc}") from exc
 
 
 @router.get(

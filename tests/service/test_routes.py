@@ -262,6 +262,22 @@ def test_model_card_is_served_as_markdown(tiny_store: Store, make_client: MakeCl
     assert client.get("/v1/models/2/card").status_code == 409
 
 
+def test_a_card_that_is_a_link_is_never_followed(
+    tiny_store: Store, make_client: MakeClient, tmp_path
+) -> None:
+    """A link listed with its target's sha256 (as a writer swapping files after the checks
+    would leave it): the card is read from a descriptor opened without following links."""
+    secret = tmp_path / "environ"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=hunter2\n")
+    with tiny_store.publishing() as staging:
+        (staging / "model.keras").write_bytes((tiny_store.dir / "1" / "model.keras").read_bytes())
+        (staging / "model-card.md").symlink_to(secret)
+        tiny_store.commit(staging, {"metrics": {"accuracy": 0.9}})
+    answer = make_client(tiny_store).get("/v1/models/2/card")
+    assert answer.status_code == 409 and "hunter2" not in answer.text
+    assert "model-card.md: Too many levels of symbolic links" in answer.json()["detail"]
+
+
 def test_a_card_that_is_huge_or_not_utf8_is_no_crash(
     tiny_store: Store, make_client: MakeClient
 ) -> None:

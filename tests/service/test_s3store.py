@@ -266,3 +266,22 @@ def test_a_corrupt_version_is_not_retried(s3_server: S3Server, bucket: str, tmp_
 def test_dot_dot_cannot_move_the_cache(s3_server: S3Server, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'..'"):
         S3Store("s3://b/../..", "mnist", tmp_path, client=s3_server.client())
+
+
+def test_read_file_checks_the_bytes_it_returns(
+    s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    w = writer(s3_server, bucket)
+    publish_layers(w, random_layers(seed=1))
+    store = reader(s3_server, bucket, tmp_path)
+    data = store.read_file(1, "model.keras", 1 << 20)
+    assert data.startswith(b"PK")  # a zip, as published
+    with pytest.raises(VersionCorrupt, match="over 100 bytes"):
+        store.read_file(1, "model.keras", 100)
+    with pytest.raises(FileNotFoundError):
+        store.read_file(1, "model-card.md", 1 << 20)
+    s3_server.client().put_object(Bucket=bucket, Key="store/mnist/1/model.keras", Body=b"PK!")
+    with pytest.raises(VersionCorrupt, match="model.keras: checksum mismatch"):
+        store.read_file(1, "model.keras", 1 << 20)
+    with pytest.raises(ValueError):
+        store.read_file(1, "../aliases.json", 1 << 20)
