@@ -21,6 +21,7 @@ from training.store import StoreError
 
 EXIT_ERROR = 1
 EXIT_GATE = 3
+MAX_REAL_WORLD = 1000  # uploads per kind; the UCI set has 1,797 digits
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -79,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="uploads per kind in the real-world evaluation (default: %(default)s; 0: none, "
         "the gate compares MNIST alone)",
     )
-    p.add_argument("--real-world-seed", type=int, default=DEFAULT_SEED, help=argparse.SUPPRESS)
+    p.add_argument("--real-world-seed", type=_natural, default=DEFAULT_SEED, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p.add_argument("--seed", type=int, help="override the recipe's random seed")
     p.add_argument("--train-limit", type=int, help="train on the first N images only (tests)")
@@ -95,8 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "as training-metrics.prom beside the model)",
     )
     args = p.parse_args(argv)
-    if args.real_world < 0:
-        p.error("--real-world: must be 0 or more")
+    if not 0 <= args.real_world <= MAX_REAL_WORLD:
+        p.error(f"--real-world: must be from 0 to {MAX_REAL_WORLD}")
     return args
 
 
@@ -108,6 +109,17 @@ def fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 <= value <= 1.0:  # False for NaN too
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _natural(text: str) -> int:
+    """An argparse type: an integer, 0 or more (a NumPy seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is below 0")
     return value
 
 

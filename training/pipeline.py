@@ -183,9 +183,16 @@ def baseline(
         return None
     try:
         accuracy = float(store.manifest(version)["metrics"]["accuracy"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise StoreError(f"version {version}'s manifest has no test accuracy ({exc})") from exc
+    if not 0.0 <= accuracy <= 1.0:  # NaN too: it would pass every comparison
+        raise StoreError(f"version {version}'s manifest gives test accuracy {accuracy}")
     if uploads is None:
+        problems = store.verify(version)  # compared with: must be what was published
+        if problems:
+            raise StoreError(
+                f"version {version} ({alias!r}) fails its checksums ({'; '.join(problems[:3])})"
+            )
         return Baseline(version, accuracy)
     from service.runtime import UnsupportedModel, load_keras
     from service.store import StoreUnavailable, VersionCorrupt

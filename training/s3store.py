@@ -106,9 +106,14 @@ class S3Store:
         if data is None:
             raise StoreError(f"{self.name}: no version {version} in {self.location}")
         try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise StoreError(f"{self.location}/{version}: unreadable manifest ({exc})") from exc
+            manifest = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise StoreError(
+                f"{self.location}/{version}: unreadable manifest ({type(exc).__name__})"
+            ) from exc
+        if not isinstance(manifest, dict):
+            raise StoreError(f"{self.location}/{version}: unreadable manifest (not an object)")
+        return manifest
 
     def aliases(self) -> dict[str, int]:
         """Alias name -> version, `{}` when no alias was ever set."""
@@ -249,7 +254,7 @@ class S3Store:
         data, _ = self._get_json(ALIAS_HISTORY)
         try:
             return {str(k): [int(v) for v in vs] for k, vs in data.items()}
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
             raise StoreError(
                 f"{self.location}/{ALIAS_HISTORY}: not a map of alias to versions ({exc}); "
                 "fix or delete it"
@@ -343,8 +348,8 @@ class S3Store:
             return {}, None
         try:
             parsed = json.loads(data)
-        except ValueError as exc:
-            raise StoreError(f"{self.location}/{name}: unreadable ({exc})") from exc
+        except (ValueError, RecursionError) as exc:
+            raise StoreError(f"{self.location}/{name}: unreadable ({type(exc).__name__})") from exc
         if not isinstance(parsed, dict):
             raise StoreError(f"{self.location}/{name}: not a JSON object")
         return parsed, etag

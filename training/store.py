@@ -138,9 +138,12 @@ class Store:
         """The parsed manifest.json of a version."""
         path = self.version_dir(version) / MANIFEST
         try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{path}: unreadable manifest ({exc})") from exc
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError) as exc:  # [[[[...: nested too deep
+            raise StoreError(f"{path}: unreadable manifest ({type(exc).__name__})") from exc
+        if not isinstance(manifest, dict):
+            raise StoreError(f"{path}: unreadable manifest (not a JSON object)")
+        return manifest
 
     def aliases(self) -> dict[str, int]:
         """Alias name -> version, `{}` when no alias was ever set; StoreError when the file
@@ -261,10 +264,13 @@ class Store:
     # -- internals -----------------------------------------------------------------------
 
     def _alias_history(self) -> dict[str, list[int]]:
-        return {
-            k: [int(v) for v in vs]
-            for k, vs in self._read_json(self.dir / ALIAS_HISTORY, {}).items()
-        }
+        path = self.dir / ALIAS_HISTORY
+        try:
+            return {str(k): [int(v) for v in vs] for k, vs in self._read_json(path, {}).items()}
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise StoreError(
+                f"{path}: not a map of alias to versions ({exc}); fix or delete it"
+            ) from exc
 
     @staticmethod
     def _read_json(path: Path, default: Any) -> Any:
@@ -272,8 +278,8 @@ class Store:
             return json.loads(path.read_text())
         except FileNotFoundError:
             return default
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{path}: unreadable ({exc})") from exc
+        except (OSError, ValueError, RecursionError) as exc:  # [[[[...: nested too deep
+            raise StoreError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
 
     @contextlib.contextmanager
     def _alias_lock(self) -> Iterator[None]:

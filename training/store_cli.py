@@ -76,14 +76,21 @@ def cmd_list(store: AnyStore, args: argparse.Namespace) -> int:
     for version in versions:
         try:
             manifest = store.manifest(version)
-            accuracy = f"{manifest['metrics']['accuracy']:.4f}"
-            recipe, created = manifest["recipe"]["name"], manifest["created_at"]
+            accuracy = f"{float(manifest['metrics']['accuracy']):.4f}"
+            recipe, created = str(manifest["recipe"]["name"]), str(manifest["created_at"])
             real_world = real_world_summary(manifest.get("real_world"))
-        except (StoreError, KeyError, TypeError, AttributeError, ValueError):
+        except (StoreError, LookupError, TypeError, AttributeError, ValueError, ArithmeticError):
             accuracy, recipe, created, real_world = "?", "?", "unreadable manifest", "?"
         names = ",".join(sorted(a for a, v in aliases.items() if v == version))
-        print(f"{version:>7}  {accuracy:>8}  {real_world:<26}  {recipe:<6}  {created:<25}  {names}")
+        line = f"{version:>7}  {accuracy:>8}  {real_world:<26}  {recipe:<6}  {created:<25}  {names}"
+        print(printable(line))
     return 0
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (a manifest's ESC sequences) shown as escapes, so
+    that printing a store's contents cannot drive the terminal."""
+    return "".join(c if c == "\n" or c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def real_world_summary(real_world: dict | None) -> str:
@@ -105,8 +112,8 @@ def cmd_show(store: AnyStore, args: argparse.Namespace) -> int:
     else:
         aliases = sorted(a for a, v in store.aliases().items() if v == args.version)
         try:
-            print(summary(manifest, aliases))
-        except (KeyError, TypeError, AttributeError, ValueError, ArithmeticError) as exc:
+            print(printable(summary(manifest, aliases)))
+        except (LookupError, TypeError, AttributeError, ValueError, ArithmeticError) as exc:
             raise StoreError(
                 f"version {args.version}'s manifest has fields of another shape than "
                 f"mnist-train writes ({type(exc).__name__}: {exc}); --json prints it as it is"

@@ -34,13 +34,14 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> 
 @pytest.mark.parametrize(
     "flags",
     [["--tolerance", "nan"], ["--kind-tolerance", "-0.1"], ["--min-accuracy", "2"],
-     ["--tolerance", "abc"], ["--real-world", "-5"]],
+     ["--tolerance", "abc"], ["--real-world", "-5"], ["--real-world", "1798"],
+     ["--real-world-seed", "-1"]],
 )  # fmt: skip
 def test_a_bad_number_is_refused_before_anything_runs(flags: list[str], tmp_path: Path) -> None:
     proc = mnist_train("--store", str(tmp_path / "s"), *flags)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[-1].startswith(f"mnist-train: error: argument {flags[0]}") or (
-        proc.stderr.splitlines()[-1] == "mnist-train: error: --real-world: must be 0 or more"
+        proc.stderr.splitlines()[-1] == "mnist-train: error: --real-world: must be from 0 to 1000"
     )
     assert not (tmp_path / "s").exists()
 

@@ -54,6 +54,39 @@ def test_a_baseline_that_fails_its_checksums_is_a_store_error(
         baseline(tiny_store, str(tiny_store.root), "production", uploads)
 
 
+@pytest.mark.parametrize("accuracy", [float("nan"), 1.5, "high", 10**400])
+def test_a_baseline_accuracy_that_is_no_fraction_is_a_store_error(
+    tmp_path: Path, accuracy: object
+) -> None:
+    store = Store(tmp_path / "s")
+    publish_layers(store, random_layers(), accuracy=accuracy)  # type: ignore[arg-type]
+    store.set_alias("production", 1)
+    with pytest.raises(StoreError, match="version 1's manifest"):
+        baseline(store, str(store.root), "production", None)
+
+
+def test_a_baseline_is_verified_without_real_world_uploads_too(tiny_store: Store) -> None:
+    tiny_store.set_alias("production", 1)
+    (tiny_store.dir / "1" / "model.keras").write_bytes(b"not what was published")
+    with pytest.raises(StoreError, match=r"version 1 \('production'\) fails its checksums"):
+        baseline(tiny_store, str(tiny_store.root), "production", None)
+
+
+@pytest.mark.parametrize(
+    ("file", "text"),
+    [("aliases.json", "[" * 100_000), ("alias-history.json", '{"production": 5}'),
+     ("1/manifest.json", "[" * 100_000)],
+)  # fmt: skip
+def test_store_files_of_another_shape_are_store_errors(
+    tiny_store: Store, file: str, text: str
+) -> None:
+    tiny_store.set_alias("production", 1)
+    (tiny_store.dir / file).write_text(text)
+    with pytest.raises(StoreError):
+        baseline(tiny_store, str(tiny_store.root), "production", None)
+        tiny_store.set_alias("production", 1)  # reads alias-history.json
+
+
 @pytest.mark.integration
 def test_baseline_from_a_real_s3_server(
     s3_server: S3Server, uploads: dict, monkeypatch: pytest.MonkeyPatch

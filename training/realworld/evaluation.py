@@ -83,7 +83,7 @@ def uploads(
         return
     images, labels = mnist_test
     make = made.MNIST_KINDS[kind]
-    for index in rng.choice(len(images), min(count, len(images)), replace=False):
+    for index in rng.choice(len(images), count, replace=count > len(images)):
         yield Upload(kind, make(images[index], rng), int(labels[index]))
 
 
