@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from training.recipes import DISTORTIONS
+
 CARD = "model-card.md"
 CURVES = "training-curves.png"
 CONFUSION = "confusion-matrix.png"
@@ -97,11 +99,11 @@ def summary(manifest: dict[str, Any], aliases: list[str]) -> str:
             + (f"; worst digit {worst} at {per_class[worst]:.1%}" if worst is not None else "")
         )
     real_world = manifest.get("real_world")
-    if isinstance(real_world, dict) and real_world.get("accuracy"):
-        accuracy = real_world["accuracy"]
+    accuracy = kind_accuracy(real_world)
+    if accuracy is not None:
         ranked = sorted(accuracy, key=accuracy.get)[:3]
         lines.append(
-            f"real-world uploads {sum(accuracy.values()) / len(accuracy):.1%} over "
+            f"real-world uploads {_mean(accuracy):.1%} over "
             f"{len(accuracy)} kinds ({real_world['uploads_per_kind']} each); worst: "
             + ", ".join(f"{kind} {accuracy[kind]:.1%}" for kind in ranked)
         )
@@ -123,13 +125,30 @@ def summary(manifest: dict[str, Any], aliases: list[str]) -> str:
     return "\n".join(lines)
 
 
+def kind_accuracy(real_world: Any) -> dict[str, float] | None:
+    """A manifest's `real_world.accuracy` (kind -> accuracy), or None when the version was
+    not evaluated (no `real_world` object, or an empty `accuracy`)."""
+    if isinstance(real_world, dict) and real_world.get("accuracy"):
+        return real_world["accuracy"]
+    return None
+
+
+def real_world_summary(real_world: Any) -> str:
+    """ "97.6% (uci 82.0%)": the mean accuracy over the kinds of upload and the worst kind
+    (`mnist-models list`); "-" for a version trained without the real-world evaluation."""
+    accuracy = kind_accuracy(real_world)
+    if accuracy is None:
+        return "-"
+    worst = min(accuracy, key=accuracy.get)
+    return f"{_mean(accuracy):.1%} ({worst} {accuracy[worst]:.1%})"
+
+
+def _mean(accuracy: dict[str, float]) -> float:
+    return sum(accuracy.values()) / len(accuracy)
+
+
 def _value(value: Any) -> str:
     return "-" if value is None else str(value)
-
-
-# The settings that turn a distortion on (training.recipes.Augmentation.enabled); the others
-# only shape a distortion that is on.
-DISTORTIONS = ("rotation_degrees", "scale", "shear", "shift_pixels", "elastic_alpha", "degraded")
 
 
 def _augmentation(augmentation: dict[str, Any]) -> str:
@@ -140,9 +159,9 @@ def _augmentation(augmentation: dict[str, Any]) -> str:
 
 
 def _real_world(real_world: dict[str, Any] | None) -> list[str]:
-    if not (isinstance(real_world, dict) and real_world.get("accuracy")):
+    accuracy = kind_accuracy(real_world)
+    if accuracy is None:
         return ["Not evaluated (trained with `--real-world 0`)."]
-    accuracy = real_world["accuracy"]
     return [
         f"{real_world['uploads_per_kind']} uploads of each kind (seed {real_world['seed']}), "
         "read by the service's own decoding and preprocessing (`training/realworld/`).",
@@ -150,7 +169,7 @@ def _real_world(real_world: dict[str, Any] | None) -> list[str]:
         "| kind | accuracy |",
         "|---|---|",
         *(f"| {kind} | {value:.1%} |" for kind, value in accuracy.items()),
-        f"| **mean** | **{sum(accuracy.values()) / len(accuracy):.1%}** |",
+        f"| **mean** | **{_mean(accuracy):.1%}** |",
     ]
 
 

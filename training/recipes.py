@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+# The settings of `Augmentation` that turn a distortion on; the others only shape one.
+DISTORTIONS = ("rotation_degrees", "scale", "shear", "shift_pixels", "elastic_alpha", "degraded")
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -30,16 +33,7 @@ class Augmentation:
 
     @property
     def enabled(self) -> bool:
-        return any(
-            (
-                self.rotation_degrees,
-                self.scale,
-                self.shear,
-                self.shift_pixels,
-                self.elastic_alpha,
-                self.degraded,
-            )
-        )
+        return any(getattr(self, setting) for setting in DISTORTIONS)
 
 
 @dataclass(frozen=True)

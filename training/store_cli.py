@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.card import summary
+from training.card import real_world_summary, summary
 from training.store import StoreError
 from training.stores import open_store
 
@@ -91,17 +91,6 @@ def printable(text: str) -> str:
     """`text` with control characters (a manifest's ESC sequences) shown as escapes, so
     that printing a store's contents cannot drive the terminal."""
     return "".join(c if c == "\n" or c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
-def real_world_summary(real_world: dict | None) -> str:
-    """ "97.6% (uci 82.0%)": the mean accuracy over the kinds of upload and the worst kind;
-    "-" for a version trained without the real-world evaluation."""
-    if not (isinstance(real_world, dict) and real_world.get("accuracy")):
-        return "-"
-    accuracy = real_world["accuracy"]
-    worst = min(accuracy, key=accuracy.get)
-    mean = sum(accuracy.values()) / len(accuracy)
-    return f"{mean:.1%} ({worst} {accuracy[worst]:.1%})"
 
 
 def cmd_show(store: AnyStore, args: argparse.Namespace) -> int:
