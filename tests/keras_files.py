@@ -65,6 +65,21 @@ def publish_layers(store: Store, layers: list[Layer], accuracy: float = 0.9) -> 
         return store.commit(staging, {"metrics": {"accuracy": accuracy}, "recipe": {"name": "t"}})
 
 
+def publish_beside(store: Store, files: dict[str, bytes | Path], model_of: int = 1) -> int:
+    """Publish version `model_of`'s model.keras again with `files` beside it, as the next
+    version: bytes are a file's content, a Path makes the file a symbolic link to it."""
+    with store.publishing() as staging:
+        (staging / "model.keras").write_bytes(
+            (store.dir / str(model_of) / "model.keras").read_bytes()
+        )
+        for name, content in files.items():
+            if isinstance(content, Path):
+                (staging / name).symlink_to(content)
+            else:
+                (staging / name).write_bytes(content)
+        return store.commit(staging, {"metrics": {"accuracy": 0.9}})
+
+
 def write_keras_declaring(path: Path, kernel_shape: tuple[int, int], dtype: str = "f4") -> None:
     """A `.keras` of one Dense layer whose kernel declares `kernel_shape` in its HDF5
     metadata but stores no bytes (HDF5 reads its fill value): a small file, a huge read."""

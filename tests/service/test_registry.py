@@ -13,7 +13,7 @@ from service import registry as registry_module
 from service.errors import ModelNotReady, VersionNotFound, VersionUnavailable
 from service.registry import ModelRegistry
 from service.store import MAX_JSON_BYTES, FolderStore, VersionCorrupt
-from tests.keras_files import publish_layers, random_layers
+from tests.keras_files import publish_beside, publish_layers, random_layers
 from training.store import Store
 
 
@@ -64,10 +64,7 @@ def test_a_version_holding_a_symbolic_link_is_skipped(tiny_store: Store, tmp_pat
     registry.refresh()
     secret = tmp_path / "secret"
     secret.write_text("the server's own")
-    with tiny_store.publishing() as staging:
-        (staging / "model.keras").write_bytes((tiny_store.dir / "1" / "model.keras").read_bytes())
-        (staging / "model-card.md").symlink_to(secret)
-        tiny_store.commit(staging, {"metrics": {"accuracy": 0.9}})
+    publish_beside(tiny_store, {"model-card.md": secret})
     assert "model-card.md" in tiny_store.manifest(2)["files"]
     assert registry.refresh() is False and registry.get().version == 1
     with pytest.raises(VersionCorrupt, match="model-card.md: a symbolic link, not a file"):

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.keras_files import publish_layers, random_layers
+from tests.keras_files import publish_beside, publish_layers, random_layers
 from tests.uploads import digit_png, png, rgba_strokes
 from training.store import Store
 
@@ -240,11 +240,11 @@ def test_models_endpoints(tiny_store: Store, make_client: MakeClient) -> None:
 
 
 def test_model_card_is_served_as_markdown(tiny_store: Store, make_client: MakeClient) -> None:
-    with tiny_store.publishing() as staging:  # a version with a card, as mnist-train writes
-        (staging / "model.keras").write_bytes((tiny_store.dir / "1" / "model.keras").read_bytes())
-        (staging / "model-card.md").write_text("# Model card: mnist, recipe `t`\n")
-        (staging / "confusion-matrix.png").write_bytes(png(np.zeros((4, 4), np.uint8)))
-        tiny_store.commit(staging, {"metrics": {"accuracy": 0.9}})
+    publish_beside(  # a version with a card, as mnist-train writes
+        tiny_store,
+        {"model-card.md": b"# Model card: mnist, recipe `t`\n",
+         "confusion-matrix.png": png(np.zeros((4, 4), np.uint8))},
+    )  # fmt: skip
     client = make_client(tiny_store)
     card = client.get("/v1/models/2/card")
     assert card.status_code == 200 and card.text == "# Model card: mnist, recipe `t`\n"
@@ -269,10 +269,7 @@ def test_a_card_that_is_a_link_is_never_followed(
     would leave it): the card is read from a descriptor opened without following links."""
     secret = tmp_path / "environ"
     secret.write_text("AWS_SECRET_ACCESS_KEY=hunter2\n")
-    with tiny_store.publishing() as staging:
-        (staging / "model.keras").write_bytes((tiny_store.dir / "1" / "model.keras").read_bytes())
-        (staging / "model-card.md").symlink_to(secret)
-        tiny_store.commit(staging, {"metrics": {"accuracy": 0.9}})
+    publish_beside(tiny_store, {"model-card.md": secret})
     answer = make_client(tiny_store).get("/v1/models/2/card")
     assert answer.status_code == 409 and "hunter2" not in answer.text
     assert "model-card.md: Too many levels of symbolic links" in answer.json()["detail"]
@@ -281,12 +278,8 @@ def test_a_card_that_is_a_link_is_never_followed(
 def test_a_card_that_is_huge_or_not_utf8_is_no_crash(
     tiny_store: Store, make_client: MakeClient
 ) -> None:
-    model = (tiny_store.dir / "1" / "model.keras").read_bytes()
     for card in (b"\xff\xfe card \x80", b"#" * (2 << 20)):
-        with tiny_store.publishing() as staging:
-            (staging / "model.keras").write_bytes(model)
-            (staging / "model-card.md").write_bytes(card)
-            tiny_store.commit(staging, {"metrics": {"accuracy": 0.9}})
+        publish_beside(tiny_store, {"model-card.md": card})
     client = make_client(tiny_store)
     odd = client.get("/v1/models/2/card")
     assert odd.status_code == 200 and odd.text == "\ufffd\ufffd card \ufffd"
