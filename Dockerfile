@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Two targets from one file:
-#   serve: FastAPI + NumPy + Pillow + OpenCV (headless) + h5py + prometheus-client; no
+#   serve: FastAPI + ONNX Runtime + Pillow + OpenCV (headless) + h5py + prometheus-client; no
 #          TensorFlow; non-root
 #   train: TensorFlow/Keras, the service's imaging code for the gate's real-world uploads;
 #          trains and publishes into the store volume

@@ -32,7 +32,8 @@ DTYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1"), "INT64": np.dtype("<
 BYTES = "BYTES"
 LENGTH = struct.Struct("<I")  # the 4-byte length before each BYTES element
 BINARY_EXTENSION = "binary_tensor_data"
-PLATFORM = "numpy_keras"  # a .keras file run by the service's own NumPy forward pass
+# Triton's platform name for an ONNX graph on ONNX Runtime (ours is built from model.keras).
+PLATFORM = "onnxruntime_onnx"
 
 
 @dataclass(frozen=True)
