@@ -372,6 +372,20 @@ def test_other_query_parameters_are_ignored(client: TestClient) -> None:
     assert response.status_code == 200 and response.json()["version"] == 1
 
 
+def test_a_repeated_query_parameter_counts_by_its_last_value(client: TestClient) -> None:
+    """As FastAPI reads a scalar parameter: the first, invalid, value is not looked at."""
+    response = client.post(
+        "/v1/predict?version=abc&version=1", files={"file": ("a.png", digit_png())}
+    )
+    assert response.status_code == 200 and response.json()["version"] == 1
+
+
+def test_the_batch_route_validates_its_query_the_same_way(client: TestClient) -> None:
+    response = client.post("/v1/predict/batch?version=0", files=[("files", ("a.png", digit_png()))])
+    assert response.status_code == 422
+    assert response.json()["detail"] == "query.version: Input should be greater than or equal to 1"
+
+
 def a_photo() -> tuple[bytes, tuple[int, int, int, int]]:
     """A 400x300 JPEG of a dark '1' on grey-white paper, and the '1''s box (left, top,
     width, height)."""
