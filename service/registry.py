@@ -68,7 +68,7 @@ def load_version(store: ModelStore, version: int) -> LoadedModel:
     except VersionCorrupt as exc:
         raise LoadFailed(f"version {version}: {exc}") from exc
     try:
-        model = load_keras(local.folder / "model.keras")
+        model = load_keras(local.folder / "model.keras", (INPUT_SIZE, OUTPUT_SIZE))
     except UnsupportedModel as exc:
         raise LoadFailed(f"version {version}: {exc}") from exc
     _warm_up(model, version)
@@ -76,11 +76,6 @@ def load_version(store: ModelStore, version: int) -> LoadedModel:
 
 
 def _warm_up(model: DenseModel, version: int) -> None:
-    if (model.input_size, model.output_size) != (INPUT_SIZE, OUTPUT_SIZE):
-        raise LoadFailed(
-            f"version {version}: model maps {model.input_size} inputs to {model.output_size} "
-            f"outputs; the service needs {INPUT_SIZE} -> {OUTPUT_SIZE}"
-        )
     probabilities = model.predict(np.zeros((2, INPUT_SIZE), np.float32))
     if not (np.isfinite(probabilities).all() and np.allclose(probabilities.sum(axis=1), 1, 1e-3)):
         raise LoadFailed(f"version {version}: warm-up prediction is not a probability vector")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -151,3 +153,109 @@ def test_weights_stored_outside_the_archive_are_refused_unread(tmp_path: Path) -
         archive.writestr("model.weights.h5", buffer.getvalue())
     with pytest.raises(UnsupportedModel, match="weights stored outside the file"):
         load_keras(tmp_path / "m.keras")
+
+
+def _archive(path: Path, config: bytes, weights: bytes) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", config)
+        archive.writestr("model.weights.h5", weights)
+    return path
+
+
+def _set_in_zip_headers(path: Path, flags: int = 0, method: int | None = None) -> Path:
+    """Set general-purpose flag bits and/or the compression method in every local and
+    central header of a zip, in place."""
+    data = bytearray(path.read_bytes())
+    for signature, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        at = data.find(signature)
+        while at >= 0:
+            data[at + flag_at] |= flags
+            if method is not None:
+                data[at + method_at : at + method_at + 2] = method.to_bytes(2, "little")
+            at = data.find(signature, at + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _weights_file(layers: list) -> bytes:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        for i, (kernel, bias, _) in enumerate(layers):
+            group = h5.create_group(f"layers/{'dense' if i == 0 else f'dense_{i}'}/vars")
+            group["0"], group["1"] = kernel, bias
+    return buffer.getvalue()
+
+
+def _hostile_archive(kind: str, tmp_path: Path) -> Path:
+    """Archives a hostile review found raising something other than UnsupportedModel."""
+    layers = random_layers(sizes=(8, 4, 3))
+    config = json.dumps(keras_config(layers)).encode()
+    weights = _weights_file(layers)
+    path = tmp_path / f"{kind}.keras"
+    if kind == "json nested too deep":  # RecursionError
+        return _archive(path, b"[" * 100_000, weights)
+    if kind == "encrypted member":  # RuntimeError
+        return _set_in_zip_headers(_archive(path, config, weights), flags=1)
+    if kind == "unknown compression method":  # NotImplementedError
+        return _set_in_zip_headers(_archive(path, config, weights), method=99)
+    if kind == "hdf5 soft link loop":  # RuntimeError from HDF5
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as h5:
+            h5["layers"] = h5py.SoftLink("/layers")
+        return _archive(path, config, buffer.getvalue())
+    assert kind == "hdf5 address past the end"  # OverflowError from h5py's file object
+    broken = bytearray(weights)
+    broken[52] = 0xEF  # superblock v0: the driver-info address, undefined (all 0xff) before
+    return _archive(path, config, bytes(broken))
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "json nested too deep",
+        "encrypted member",
+        "unknown compression method",
+        "hdf5 soft link loop",
+        "hdf5 address past the end",
+    ],
+)
+def test_hostile_archives_are_unsupported_models(tmp_path: Path, kind: str) -> None:
+    with pytest.raises(UnsupportedModel):
+        load_keras(_hostile_archive(kind, tmp_path))
+
+
+def test_a_kernel_of_no_inputs_is_refused(tmp_path: Path) -> None:
+    layers = [(np.zeros((0, 10), np.float32), np.zeros(10, np.float32), "softmax")]
+    write_keras(tmp_path / "m.keras", layers)
+    with pytest.raises(UnsupportedModel, match=r"kernel \(0, 10\)"):
+        load_keras(tmp_path / "m.keras")
+
+
+def test_a_model_of_other_sizes_is_refused_before_its_kernels_are_packed(
+    tmp_path: Path,
+) -> None:
+    """A 1 -> 5.6M -> 1 stack is within MAX_PARAMETERS, but ONNX Runtime packs a 1 x 5.6M
+    kernel into 360 MB: asked for 784 -> 10, it is refused from the shapes, in a fresh
+    interpreter whose peak memory shows no session was built."""
+    wide = 5_590_000
+    layers = [
+        (np.zeros((1, wide), np.float32), np.zeros(wide, np.float32), "relu"),
+        (np.zeros((wide, 1), np.float32), np.zeros(1, np.float32), "softmax"),
+    ]
+    write_keras(tmp_path / "m.keras", layers)
+    script = (
+        "import resource, sys\n"
+        "from service.runtime import UnsupportedModel, load_keras\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    load_keras(sys.argv[1], (784, 10))\n"
+        "except UnsupportedModel as exc:\n"
+        "    print(exc)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "m.keras")],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert out[0].endswith("model maps 1 inputs to 1 outputs, not 784 -> 10")
+    assert int(out[1]) < 250, f"peak grew by {out[1]} MB"  # weights read: ~130 MB
