@@ -2,8 +2,9 @@
 
 For each server (service: multipart, raw, batch of 64; no-op FastAPI: multipart, raw;
 textbook Keras) and each worker count and concurrency, wrk (keep-alive, 1 thread, so it
-takes little of the two cores) runs for --duration seconds after a warm-up. Prints and
-writes JSON (raw wrk output included) and a Markdown table.
+takes little of the two cores) runs for --duration seconds after a warm-up, in --repeats
+interleaved rounds (`run`). Prints and writes JSON (raw wrk output included) and a
+Markdown table.
 
 Usage: python bench/harness.py --store DIR [--duration 10] [--concurrency 1 16 64]
                                [--workers 1 2] [--out bench/results]
@@ -84,30 +85,36 @@ def parse_wrk(output: str) -> dict[str, float]:
     }
 
 
-def wrk(
-    url: str, script: Path, concurrency: int, duration: float, repeats: int = 1
-) -> tuple[dict, list[str]]:
-    """A warm-up, then `repeats` runs of wrk; the run with the median requests/s, and the
-    raw output of every run. Each run opens new connections, which the kernel spreads over
-    the workers' sockets by their address hash (8/8 to 4/12 for 16 connections): one run
-    measures one such spread, the median of several a typical one."""
+def wrk_run(url: str, script: Path, concurrency: int, seconds: float) -> str:
+    """The output of one wrk run (keep-alive, 1 thread, `--latency`)."""
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     # A 10 s timeout: the textbook server takes seconds per request at high concurrency.
-    base = [binary, "-t1", f"-c{concurrency}", "-s", str(script), "--latency", "--timeout", "10s"]
-    subprocess.run([*base, "-d1s", url], capture_output=True, check=True)  # warm-up
-    seconds = max(1, round(duration))
-    outs = [
-        subprocess.run(
-            [*base, f"-d{seconds}s", url], capture_output=True, text=True, check=True
-        ).stdout  # fmt: skip
-        for _ in range(repeats)
-    ]
+    command = [binary, "-t1", f"-c{concurrency}", "-s", str(script), "--latency",
+               "--timeout", "10s", f"-d{max(1, round(seconds))}s", url]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def median_run(outs: list[str]) -> dict:
+    """The run with the median requests/s among wrk outputs, with every run's requests/s.
+    Each run opens new connections, which the kernel spreads over the workers' sockets
+    (8/8 to 2/14 for 16 connections): one run measures one such spread, the median of
+    several a typical one."""
     stats = sorted((parse_wrk(out) for out in outs), key=lambda s: s["requests_per_s"])
     median = dict(stats[len(stats) // 2])
     median["repeats_requests_per_s"] = [s["requests_per_s"] for s in stats]
-    return median, outs
+    return median
+
+
+def wrk(
+    url: str, script: Path, concurrency: int, duration: float, repeats: int = 1
+) -> tuple[dict, list[str]]:
+    """A warm-up, then `repeats` runs of wrk: the median run (`median_run`), and the raw
+    output of every run."""
+    wrk_run(url, script, concurrency, 1)  # warm-up
+    outs = [wrk_run(url, script, concurrency, duration) for _ in range(repeats)]
+    return median_run(outs), outs
 
 
 def start_ready(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Server:
@@ -123,9 +130,14 @@ def reference_cmd(app: str, port: int, workers: int, factory: bool = False) -> l
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Every server of a worker count is started together, then measured in interleaved
+    rounds: in each round, each (server, request) cell gets one wrk run, so the service
+    and its references share the machine's state (this shared machine's speed drifts by
+    20-30% over minutes); a ratio is taken within each round, and the median of the rounds'
+    ratios reported with the median runs."""
     image = png(load_idx_dir(args.data_dir).x_test[0])  # a real MNIST test digit (a 7)
     model = next(iter(sorted((args.store / "mnist").glob("[1-9]*/model.keras"))))
-    results: dict = {"runs": [], "raw": {}}
+    results: dict = {"runs": [], "raw": {}, "round_ratios": {}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         scripts = {
@@ -153,33 +165,64 @@ def run(args: argparse.Namespace) -> dict:
             "noop": {"multipart": "/multipart", "raw": "/raw"},
             "textbook": {"multipart": "/predict"},
         }  # fmt: skip
+        if args.skip_textbook:
+            del servers["textbook"]
         for workers in args.workers:
-            for name, make in servers.items():
-                if name == "textbook" and args.skip_textbook:
-                    continue
-                port = free_port()
-                server = make(port, workers)
-                try:
-                    for kind, path in paths[name].items():
-                        for concurrency in args.concurrency:
-                            stats, raw = wrk(server.url + path, scripts[kind], concurrency,
-                                             args.duration, args.repeats)  # fmt: skip
-                            run_ = {"server": name, "request": kind, "workers": workers,
-                                    "concurrency": concurrency, **stats}  # fmt: skip
-                            if kind == "batch64":
-                                run_["images_per_s"] = round(stats["requests_per_s"] * 64, 1)
-                            results["runs"].append(run_)
-                            results["raw"][f"{name}/{kind}/w{workers}/c{concurrency}"] = raw
-                            print(json.dumps(run_), flush=True)
-                finally:
+            started: dict[str, Server] = {}
+            try:
+                for name, make in servers.items():
+                    started[name] = make(free_port(), workers)
+                cells = [(name, kind, started[name].url + path)
+                         for name in started for kind, path in paths[name].items()]  # fmt: skip
+                for concurrency in args.concurrency:
+                    measure_cells(args, results, cells, scripts, workers, concurrency)
+            finally:
+                for server in started.values():
                     stop(server)
         results["startup"] = startup(args.store, runs=3 if not args.quick else 1, tmp=folder)
-    results["ratios"] = ratios(results["runs"])
+    results["ratios"] = ratios(results["runs"], results["round_ratios"])
     return results
 
 
-def ratios(runs: list[dict]) -> list[dict]:
-    """service / no-op and service / textbook, per request kind, workers and concurrency."""
+def measure_cells(
+    args: argparse.Namespace,
+    results: dict,
+    cells: list[tuple[str, str, str]],
+    scripts: dict[str, Path],
+    workers: int,
+    concurrency: int,
+) -> None:
+    """Warm each (server, request, url) cell up, then `args.repeats` interleaved rounds of
+    one wrk run per cell; the median run of each cell into `results["runs"]`, its raw
+    outputs into `results["raw"]`, and each round's service / no-op ratios into
+    `results["round_ratios"]`."""
+    for _, kind, url in cells:
+        wrk_run(url, scripts[kind], concurrency, 1)
+    outs: dict[tuple[str, str], list[str]] = {(name, kind): [] for name, kind, _ in cells}
+    for _ in range(args.repeats):
+        rate = {}
+        for name, kind, url in cells:
+            out = wrk_run(url, scripts[kind], concurrency, args.duration)
+            outs[name, kind].append(out)
+            rate[name, kind] = parse_wrk(out)["requests_per_s"]
+        for kind in ("multipart", "raw"):
+            if rate.get(("noop", kind)) and ("service", kind) in rate:
+                key = f"{kind}/w{workers}/c{concurrency}"
+                ratio = rate["service", kind] / rate["noop", kind]
+                results["round_ratios"].setdefault(key, []).append(round(ratio, 3))
+    for (name, kind), raw in outs.items():
+        run_ = {"server": name, "request": kind, "workers": workers,
+                "concurrency": concurrency, **median_run(raw)}  # fmt: skip
+        if kind == "batch64":
+            run_["images_per_s"] = round(run_["requests_per_s"] * 64, 1)
+        results["runs"].append(run_)
+        results["raw"][f"{name}/{kind}/w{workers}/c{concurrency}"] = raw
+        print(json.dumps(run_), flush=True)
+
+
+def ratios(runs: list[dict], round_ratios: dict[str, list[float]] | None = None) -> list[dict]:
+    """service / no-op and service / textbook, per request kind, workers and concurrency:
+    the ratio of the median runs, and the median of the rounds' own ratios with them all."""
     index = {(r["server"], r["request"], r["workers"], r["concurrency"]): r for r in runs}
     out = []
     for (server, kind, workers, conc), run_ in index.items():
@@ -190,6 +233,10 @@ def ratios(runs: list[dict]) -> list[dict]:
         textbook = index.get(("textbook", "multipart", workers, conc))
         if noop and noop["requests_per_s"]:
             row["service_over_noop"] = round(run_["requests_per_s"] / noop["requests_per_s"], 3)
+        rounds = sorted((round_ratios or {}).get(f"{kind}/w{workers}/c{conc}", []))
+        if rounds:
+            row["service_over_noop_rounds"] = rounds
+            row["service_over_noop_round_median"] = rounds[len(rounds) // 2]
         if textbook and textbook["requests_per_s"] and kind == "multipart":
             row["service_over_textbook"] = round(
                 run_["requests_per_s"] / textbook["requests_per_s"], 1
@@ -207,12 +254,16 @@ def markdown(results: dict) -> str:
             f"{r['requests_per_s']:.0f} | {r.get('images_per_s', '')} | {r['p50_ms']} | "
             f"{r['p99_ms']} | {r['non_2xx']} | {r['socket_errors']} |"
         )
-    lines += ["", "| request | workers | concurrency | service / no-op | service / textbook |",
-              "|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "| request | workers | concurrency | service / no-op | median of the "
+              "rounds' ratios (all rounds) | service / textbook |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
     for r in results["ratios"]:
+        rounds = ", ".join(map(str, r.get("service_over_noop_rounds", [])))
         lines.append(
             f"| {r['request']} | {r['workers']} | {r['concurrency']} | "
-            f"{r.get('service_over_noop', '')} | {r.get('service_over_textbook', '')} |"
+            f"{r.get('service_over_noop', '')} | "
+            f"{r.get('service_over_noop_round_median', '')} ({rounds}) | "
+            f"{r.get('service_over_textbook', '')} |"
         )
     s = results["startup"]
     lines += ["", f"Start-up to ready: {s['ready_seconds_median']:.2f} s (bare FastAPI "

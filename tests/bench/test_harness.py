@@ -36,6 +36,9 @@ def test_harness_produces_well_formed_results(seed_store: SeedRun, tmp_path: Pat
     assert all(len(outputs) == 2 for outputs in results["raw"].values())
     assert {r["request"] for r in results["ratios"]} == {"multipart", "raw"}
     assert all(r["service_over_noop"] > 0 for r in results["ratios"])
+    for r in results["ratios"]:  # one ratio per interleaved round, their median reported
+        assert len(r["service_over_noop_rounds"]) == 2
+        assert r["service_over_noop_round_median"] in r["service_over_noop_rounds"]
     assert results["startup"]["ready_seconds_median"] > 0
     assert results["meta"]["command"].startswith("python bench/harness.py --store")
     assert "| service | batch64 |" in next(out.glob("harness-*.md")).read_text()
