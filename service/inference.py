@@ -3,7 +3,7 @@
 Stages: decode (`imaging.decode`), preprocess (`imaging.mnist.to_mnist_many`) and forward.
 An MNIST-like upload (a small 28x28 greyscale picture) costs microseconds at every stage:
 it is decoded on the event loop and handed to the micro-batcher (`service.batching`), which
-preprocesses the pictures of one loop turn as a stack and runs them in one forward pass.
+preprocesses the pictures of two loop turns as a stack and runs them in one forward pass.
 Any other upload (a photo, a canvas, a scan) costs a millisecond or more to find its digit
 in: it is decoded, preprocessed and run in a worker thread, so the event loop keeps
 answering everyone else. A batch request is its own stack, in a worker thread as soon as

@@ -65,6 +65,22 @@ async def test_concurrent_requests_share_one_pass_and_get_their_own_rows() -> No
     np.testing.assert_allclose(np.stack(rows), expected(model, x), rtol=1e-6, atol=1e-7)
 
 
+async def test_a_request_arriving_in_the_next_loop_turn_joins_the_batch() -> None:
+    """The flush waits one more turn, so a request whose bytes the loop reads at its next
+    poll for I/O (here: one that starts a turn later) shares the pass (flushed after one
+    turn, the first would have gone alone); a later lone request gets a pass of its own."""
+    model, x = loaded(0, 1), images(3)
+    batcher = MicroBatcher(classify_pictures, max_batch=64)
+    before = passes()
+    first = asyncio.ensure_future(batcher.classify(model, x[0]))
+    await asyncio.sleep(0)  # one turn
+    second = asyncio.ensure_future(batcher.classify(model, x[1]))
+    await asyncio.gather(first, second)
+    assert passes()[0] - before[0] == 1  # one pass for both
+    await batcher.classify(model, x[2])  # alone, later: a pass of its own
+    assert passes()[0] - before[0] == 2
+
+
 async def test_a_blank_image_fails_alone() -> None:
     model, x = loaded(0, 1), images(4)
     x[2] = Picture(np.full((28, 28), 200, np.uint8))
