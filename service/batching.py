@@ -28,7 +28,7 @@ from service.errors import BlankImage
 from service.imaging.mnist import Samples
 from service.registry import LoadedModel
 
-Item = TypeVar("Item")  # what a request hands over: a decoded Picture, or a (784,) sample
+Item = TypeVar("Item")  # what a request hands over: a PNG's bytes, a Picture, or a (784,) sample
 # Preprocess items together and run those holding a digit in one pass: their (M, 10)
 # probabilities in order, and the samples (`service.inference.classify_pictures`).
 Classify = Callable[[LoadedModel, list[Item]], tuple[np.ndarray, Samples]]

@@ -2,8 +2,9 @@
 
 Stages: decode (`imaging.decode`), preprocess (`imaging.mnist.to_mnist_many`) and forward.
 An MNIST-like upload (a small 28x28 greyscale picture) costs microseconds at every stage:
-it is decoded on the event loop and handed to the micro-batcher (`service.batching`), which
-preprocesses the pictures of two loop turns as a stack and runs them in one forward pass.
+it is handed to the micro-batcher (`service.batching`), which decodes the PNGs of two loop
+turns together, preprocesses them as a stack and runs them in one forward pass (an upload
+in another format is decoded on the event loop first).
 Any other upload (a photo, a canvas, a scan) costs a millisecond or more to find its digit
 in: it is decoded, preprocessed and run in a worker thread, so the event loop keeps
 answering everyone else. A batch request is its own stack, in a worker thread as soon as
@@ -26,6 +27,7 @@ from service.batching import MicroBatcher
 from service.errors import BlankImage, ServiceError
 from service.imaging.decode import Picture, declared_pixels, decode, decode_many
 from service.imaging.mnist import SIDE, Box, Samples, is_mnist_like, to_mnist_many
+from service.imaging.png import declares_plain_grey
 from service.metrics import (
     BATCH_SIZE,
     DECODE_LATENCY,
@@ -92,6 +94,25 @@ def classify_pictures(loaded: LoadedModel, pictures: list[Picture]) -> tuple[np.
     return timed_forward(loaded, rows), samples
 
 
+def classify_uploads(
+    loaded: LoadedModel, items: list[Picture | bytes]
+) -> tuple[np.ndarray, Samples]:
+    """`classify_pictures` of items that are decoded pictures or the bytes of MNIST digits
+    saved as PNG (28x28 plain greyscale, `png.declares_plain_grey`), which are decoded here
+    together, in one call of Pillow's decoder (`decode_many`): the single-image batcher's
+    work. The first decoding error is raised (the batcher then runs each item alone, so
+    it reaches only its own request)."""
+    uploads = [i for i, item in enumerate(items) if isinstance(item, bytes)]
+    if uploads:
+        decoded = timed_decode_many([item for item in items if isinstance(item, bytes)], SIDE**2)
+        error = next((d for d in decoded if isinstance(d, ServiceError)), None)
+        if error is not None:
+            raise error
+        found = dict(zip(uploads, decoded, strict=True))
+        return classify_pictures(loaded, [found.get(i, item) for i, item in enumerate(items)])
+    return classify_pictures(loaded, items)
+
+
 def _read_picture(loaded: LoadedModel, picture: Picture, explain: bool) -> Reading:
     """Preprocess and run one decoded upload (in a worker thread)."""
     probabilities, samples = classify_pictures(loaded, [picture])
@@ -122,10 +143,14 @@ async def read_upload(
     batcher: MicroBatcher,
     explain: bool = False,
 ) -> Reading:
-    """The model's reading of one uploaded image. A small MNIST-like upload is decoded
-    here and joins the batcher's shared pass; any other is decoded (if not yet) and
-    preprocessed alone in a worker thread."""
+    """The model's reading of one uploaded image. An MNIST digit saved as PNG joins the
+    batcher's shared pass as it is, and is decoded there with the others; any other small
+    upload is decoded here and, if MNIST-like, joins the pass as a picture; any other is
+    decoded (if not yet) and preprocessed alone in a worker thread. The batcher's
+    function is `classify_uploads`."""
     if not explain and is_small(data, offload):
+        if SIDE * SIDE <= max_pixels and declares_plain_grey(data, SIDE, SIDE):
+            return Reading(await batcher.classify(loaded, data))
         picture = timed_decode(data, max_pixels)
         if is_mnist_like(picture):
             return Reading(await batcher.classify(loaded, picture))

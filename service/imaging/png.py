@@ -75,6 +75,18 @@ def _scanlines(width: int, height: int, compressed: bytes) -> bytes | None:
     return raw if len(raw) == expected else None
 
 
+def declares_plain_grey(data: bytes, width: int, height: int) -> bool:
+    """Whether a file's header (signature and IHDR, nothing further read or checked)
+    declares a plain greyscale PNG of `width` x `height` pixels: an MNIST digit saved as
+    PNG. The file may still be broken after its header."""
+    return (
+        data.startswith(SIGNATURE)
+        and len(data) >= 33
+        and data[8:16] == b"\x00\x00\x00\x0dIHDR"
+        and struct.unpack_from(">II5B", data, 16) == (width, height, *PLAIN_GREY)
+    )
+
+
 def plain_grey_png(data: bytes, max_side: int, max_pixels: int) -> np.ndarray | None:
     """The (H, W) uint8 pixels of a plain greyscale PNG no larger than the limits, or None
     when the file is anything else."""
