@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from service.imaging.png import plain_grey_png, plain_grey_pngs
+from service.imaging.png import declares_plain_grey, plain_grey_png, plain_grey_pngs
 from tests.uploads import png
 
 LIMITS = {"max_side": 512, "max_pixels": 512 * 512}
@@ -208,3 +208,37 @@ def _with_right_crcs(data: bytes) -> bytes:
         out += data[pos : pos + 8 + length] + struct.pack(">I", zlib.crc32(body))
         pos += 12 + length
     return bytes(out + data[pos:])
+
+
+def _saved(image: Image.Image, **options: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG", **options)
+    return out.getvalue()
+
+
+def test_the_header_of_an_mnist_digit_declares_a_plain_grey_28x28_png() -> None:
+    digit = _saved(Image.new("L", (28, 28)))
+    assert declares_plain_grey(digit, 28, 28)
+    assert not declares_plain_grey(digit, 28, 29)
+    assert not declares_plain_grey(digit[:32], 28, 28)  # the header cut short
+
+
+@pytest.mark.parametrize(
+    ("image", "options"),
+    [
+        (Image.new("RGB", (28, 28)), {}),
+        (Image.new("LA", (28, 28)), {}),
+        (Image.new("I;16", (28, 28)), {}),
+        (Image.new("1", (28, 28)), {}),
+        (Image.new("P", (28, 28)), {}),
+    ],
+)
+def test_other_pngs_do_not_declare_one(image: Image.Image, options: dict) -> None:
+    assert not declares_plain_grey(_saved(image, **options), 28, 28)
+
+
+def test_an_interlaced_grey_png_does_not_declare_one() -> None:
+    data = bytearray(_saved(Image.new("L", (28, 28))))
+    data[28] = 1  # IHDR's interlace method: Adam7 (Pillow writes none)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    assert not declares_plain_grey(bytes(data), 28, 28)
