@@ -23,7 +23,7 @@ from starlette.types import ASGIApp
 
 from service.batching import MicroBatcher
 from service.drain import Drain
-from service.inference import classify_samples, classify_uploads
+from service.inference import classify_samples, upload_batcher
 from service.limits import BodySizeLimit, InFlightLimit, RequestTimeout
 from service.metrics import RequestMetrics, mark_worker_dead, reap_dead_workers
 from service.registry import ModelRegistry
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         )
         app.state.settings = settings
         app.state.registry = registry
-        app.state.batcher = MicroBatcher(classify_uploads, settings.max_batch)
+        app.state.batcher = upload_batcher(settings.max_pixels, settings.max_batch)
         app.state.sample_batcher = MicroBatcher(classify_samples, settings.max_batch)
         app.state.drain = Drain(settings.drain_seconds)
         app.state.drain.install(asyncio.get_running_loop())

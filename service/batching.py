@@ -24,14 +24,13 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from service.errors import BlankImage
-from service.imaging.mnist import Samples
 from service.registry import LoadedModel
 
 Item = TypeVar("Item")  # what a request hands over: a PNG's bytes, a Picture, or a (784,) sample
 # Preprocess items together and run those holding a digit in one pass: their (M, 10)
-# probabilities in order, and the samples (`service.inference.classify_pictures`).
-Classify = Callable[[LoadedModel, list[Item]], tuple[np.ndarray, Samples]]
+# probabilities in order, and for each item None (one of the rows is its) or the error it
+# met, which fails only its own request (`service.inference.classify_uploads`).
+Classify = Callable[[LoadedModel, list[Item]], tuple[np.ndarray, list[Exception | None]]]
 
 
 class MicroBatcher(Generic[Item]):
@@ -80,8 +79,8 @@ class MicroBatcher(Generic[Item]):
 
     def _run(self, loaded: LoadedModel, images: list[Item], futures: list[asyncio.Future]) -> None:
         try:
-            rows, samples = self.run_batch(loaded, images)
-        except Exception as exc:
+            rows, failures = self.run_batch(loaded, images)
+        except Exception as exc:  # not an error of one item: a bug, or a broken model
             if len(images) > 1:  # one odd image must not fail the requests it met: alone
                 for image, future in zip(images, futures, strict=True):
                     self._run(loaded, [image], [future])
@@ -89,11 +88,11 @@ class MicroBatcher(Generic[Item]):
                 futures[0].set_exception(exc)
             return
         answers = iter(rows)
-        for future, empty in zip(futures, samples.blank, strict=True):
-            row = None if empty else next(answers)
+        for future, failure in zip(futures, failures, strict=True):
+            row = None if failure is not None else next(answers)
             if future.done():  # a request that timed out has been cancelled
                 continue
-            if row is None:
-                future.set_exception(BlankImage.no_digit())
+            if failure is not None:
+                future.set_exception(failure)
             else:
                 future.set_result(row)

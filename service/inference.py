@@ -14,6 +14,7 @@ one of its pictures needs the full pipeline.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,11 +77,12 @@ def timed_forward(loaded: LoadedModel, samples: np.ndarray) -> np.ndarray:
     return probabilities
 
 
-def classify_samples(loaded: LoadedModel, rows: list[np.ndarray]) -> tuple[np.ndarray, Samples]:
+def classify_samples(
+    loaded: LoadedModel, rows: list[np.ndarray]
+) -> tuple[np.ndarray, list[ServiceError | None]]:
     """Run (784,) samples that are MNIST rows already in one pass: their (N, 10)
-    probabilities, and the samples (none blank). The row batcher's work."""
-    stack = np.stack(rows)
-    return timed_forward(loaded, stack), Samples(stack, [False] * len(rows), [None] * len(rows))
+    probabilities, none failing. The row batcher's work."""
+    return timed_forward(loaded, np.stack(rows)), [None] * len(rows)
 
 
 def classify_pictures(loaded: LoadedModel, pictures: list[Picture]) -> tuple[np.ndarray, Samples]:
@@ -95,22 +97,38 @@ def classify_pictures(loaded: LoadedModel, pictures: list[Picture]) -> tuple[np.
 
 
 def classify_uploads(
-    loaded: LoadedModel, items: list[Picture | bytes]
-) -> tuple[np.ndarray, Samples]:
-    """`classify_pictures` of items that are decoded pictures or the bytes of MNIST digits
-    saved as PNG (28x28 plain greyscale, `png.declares_plain_grey`), which are decoded here
-    together, in one call of Pillow's decoder (`decode_many`): the single-image batcher's
-    work. The first decoding error is raised (the batcher then runs each item alone, so
-    it reaches only its own request)."""
+    loaded: LoadedModel, items: list[Picture | bytes], max_pixels: int
+) -> tuple[np.ndarray, list[ServiceError | None]]:
+    """Preprocess together and run in one pass items that are decoded pictures or the
+    bytes of MNIST digits saved as PNG (28x28 plain greyscale, `png.declares_plain_grey`),
+    which are decoded here together, in one call of Pillow's decoder (`decode_many`, within
+    `max_pixels`): the single-image batcher's work. Their (M, 10) probabilities in order,
+    and for each item None (it has a row) or its error (undecodable; no digit), which
+    costs the other items nothing."""
+    failures: list[ServiceError | None] = [None] * len(items)
     uploads = [i for i, item in enumerate(items) if isinstance(item, bytes)]
-    if uploads:
-        decoded = timed_decode_many([item for item in items if isinstance(item, bytes)], SIDE**2)
-        error = next((d for d in decoded if isinstance(d, ServiceError)), None)
-        if error is not None:
-            raise error
-        found = dict(zip(uploads, decoded, strict=True))
-        return classify_pictures(loaded, [found.get(i, item) for i, item in enumerate(items)])
-    return classify_pictures(loaded, items)
+    datas = [item for item in items if isinstance(item, bytes)]
+    found = dict(zip(uploads, timed_decode_many(datas, max_pixels) if datas else [], strict=True))
+    pictures: dict[int, Picture] = {}
+    for index, item in enumerate(items):
+        decoded = found.get(index, item)
+        if isinstance(decoded, ServiceError):
+            failures[index] = decoded
+        else:
+            pictures[index] = decoded  # type: ignore[assignment]
+    if not pictures:
+        return np.empty((0, 10), np.float32), failures
+    rows, samples = classify_pictures(loaded, list(pictures.values()))
+    for index, blank in zip(pictures, samples.blank, strict=True):
+        if blank:
+            failures[index] = BlankImage.no_digit()
+    return rows, failures
+
+
+def upload_batcher(max_pixels: int, max_batch: int) -> MicroBatcher[Picture | bytes]:
+    """The batcher of single uploads (`read_upload`): `classify_uploads` within
+    `max_pixels`, at most `max_batch` items a pass."""
+    return MicroBatcher(functools.partial(classify_uploads, max_pixels=max_pixels), max_batch)
 
 
 def _read_picture(loaded: LoadedModel, picture: Picture, explain: bool) -> Reading:
@@ -146,10 +164,10 @@ async def read_upload(
     """The model's reading of one uploaded image. An MNIST digit saved as PNG joins the
     batcher's shared pass as it is, and is decoded there with the others; any other small
     upload is decoded here and, if MNIST-like, joins the pass as a picture; any other is
-    decoded (if not yet) and preprocessed alone in a worker thread. The batcher's
-    function is `classify_uploads`."""
+    decoded (if not yet) and preprocessed alone in a worker thread. The batcher is an
+    `upload_batcher`."""
     if not explain and is_small(data, offload):
-        if SIDE * SIDE <= max_pixels and declares_plain_grey(data, SIDE, SIDE):
+        if declares_plain_grey(data, SIDE, SIDE):
             return Reading(await batcher.classify(loaded, data))
         picture = timed_decode(data, max_pixels)
         if is_mnist_like(picture):

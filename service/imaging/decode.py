@@ -120,8 +120,10 @@ def decode_many(datas: list[bytes], max_pixels: int) -> list[Picture | ServiceEr
                 Picture(pixels) if pixels is not None else _decode_with_pillow(data, max_pixels)
             )
         except ServiceError as exc:
-            # Without its traceback: that holds this frame, whose list holds the error, a
-            # cycle keeping each refused upload's buffers until a full garbage collection.
+            # Without its traceback, nor the exception it was raised from (Pillow's, whose
+            # traceback holds the same): this frame, whose list holds the error, would be
+            # in a cycle keeping each refused upload's buffers until a full collection.
+            exc.__cause__ = exc.__context__ = None
             decoded.append(exc.with_traceback(None))
     return decoded
 

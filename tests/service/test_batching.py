@@ -13,7 +13,7 @@ from service.batching import MicroBatcher
 from service.errors import BlankImage
 from service.imaging.decode import Picture
 from service.imaging.mnist import to_mnist_many
-from service.inference import classify_pictures, classify_samples
+from service.inference import classify_samples, upload_batcher
 from service.registry import LoadedModel
 from service.runtime import DenseLayer, DenseModel
 from tests.keras_files import random_layers
@@ -57,7 +57,7 @@ def expected(model: LoadedModel, pictures: list[Picture]) -> np.ndarray:
 
 async def test_concurrent_requests_share_one_pass_and_get_their_own_rows() -> None:
     model, x = loaded(0, 1), images(7)
-    batcher = MicroBatcher(classify_pictures, max_batch=64)
+    batcher = upload_batcher(10**6, 64)
     before = passes()
     rows = await asyncio.gather(*(batcher.classify(model, i) for i in x))
     after = passes()
@@ -70,7 +70,7 @@ async def test_a_request_arriving_in_the_next_loop_turn_joins_the_batch() -> Non
     poll for I/O (here: one that starts a turn later) shares the pass (flushed after one
     turn, the first would have gone alone); a later lone request gets a pass of its own."""
     model, x = loaded(0, 1), images(3)
-    batcher = MicroBatcher(classify_pictures, max_batch=64)
+    batcher = upload_batcher(10**6, 64)
     before = passes()
     first = asyncio.ensure_future(batcher.classify(model, x[0]))
     await asyncio.sleep(0)  # one turn
@@ -84,7 +84,7 @@ async def test_a_request_arriving_in_the_next_loop_turn_joins_the_batch() -> Non
 async def test_a_blank_image_fails_alone() -> None:
     model, x = loaded(0, 1), images(4)
     x[2] = Picture(np.full((28, 28), 200, np.uint8))
-    batcher = MicroBatcher(classify_pictures)
+    batcher = upload_batcher(10**6, 64)
     before = passes()
     rows = await asyncio.gather(*(batcher.classify(model, i) for i in x), return_exceptions=True)
     assert isinstance(rows[2], BlankImage)
@@ -96,14 +96,14 @@ async def test_a_blank_image_fails_alone() -> None:
 
 
 async def test_a_lone_request_is_not_held_back() -> None:
-    batcher = MicroBatcher(classify_pictures)
+    batcher = upload_batcher(10**6, 64)
     row = await asyncio.wait_for(batcher.classify(loaded(0, 1), images(1)[0]), 1)
     assert row.shape == (10,)
 
 
 async def test_batches_are_capped_and_never_mix_versions() -> None:
     old, new, x = loaded(0, 1), loaded(1, 2), images(5)
-    batcher = MicroBatcher(classify_pictures, max_batch=2)
+    batcher = upload_batcher(10**6, 2)
     before = passes()
     calls = [batcher.classify(old, i) for i in x] + [batcher.classify(new, x[0])]
     rows = await asyncio.gather(*calls)
@@ -116,7 +116,7 @@ async def test_batches_are_capped_and_never_mix_versions() -> None:
 
 async def test_a_cancelled_request_leaves_the_others_their_answers() -> None:
     model, x = loaded(0, 1), images(3)
-    batcher = MicroBatcher(classify_pictures)
+    batcher = upload_batcher(10**6, 64)
     tasks = [asyncio.create_task(batcher.classify(model, i)) for i in x]
     await asyncio.sleep(0)  # all three are now waiting for the flush
     tasks[1].cancel()
@@ -127,7 +127,7 @@ async def test_a_cancelled_request_leaves_the_others_their_answers() -> None:
 
 
 async def test_a_failed_pass_fails_its_requests_instead_of_hanging() -> None:
-    batcher = MicroBatcher(classify_pictures)
+    batcher = upload_batcher(10**6, 64)
     layer = DenseLayer(np.zeros((100, 10), np.float32), np.zeros(10, np.float32), "softmax")
     broken = LoadedModel("mnist", 1, DenseModel((layer,)), {})  # 100 inputs: the product raises
     calls = [batcher.classify(broken, image) for image in images(2)]
@@ -138,7 +138,7 @@ async def test_a_failed_pass_fails_its_requests_instead_of_hanging() -> None:
 async def test_an_image_that_breaks_preprocessing_fails_only_its_request() -> None:
     model, x = loaded(0, 1), images(3)
     odd = Picture(np.zeros((28, 28, 3), np.uint8))  # not (H, W): the stacked pass raises
-    batcher = MicroBatcher(classify_pictures)
+    batcher = upload_batcher(10**6, 64)
     before = passes()
     calls = [batcher.classify(model, i) for i in (x[0], odd, x[1], x[2])]
     rows = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2)
@@ -167,6 +167,6 @@ async def test_samples_of_concurrent_requests_share_one_pass_without_preprocessi
 async def test_classify_all_raises_the_first_items_error() -> None:
     model, x = loaded(0, 1), images(3)
     x[1] = Picture(np.full((28, 28), 200, np.uint8))
-    batcher = MicroBatcher(classify_pictures)
+    batcher = upload_batcher(10**6, 64)
     with pytest.raises(BlankImage):
         await batcher.classify_all(model, x)

@@ -285,11 +285,15 @@ def test_refused_uploads_leave_no_cyclic_garbage() -> None:
     until a full collection: 100 KB per refused batch image, 31 MB over 300 batches
     (bench/soak.py found it)."""
     tall = encode(Image.new("I;16", (1, 8_388_608)), "PNG")
+    # Its IDAT is not zlib: Pillow's OSError, whose traceback holds decode_many's frame too,
+    # is what the UndecodableImage is raised from.
+    corrupt = encode(Image.new("L", (28, 28)), "PNG").replace(b"IDATx", b"IDAT\x00")
     gc.collect()
     gc.disable()
     try:
-        results = decode_many([tall, b"not an image", tall], LIMIT)
-        assert [type(r) for r in results] == [ImageTooLarge, UndecodableImage, ImageTooLarge]
+        results = decode_many([tall, b"not an image", tall, corrupt], LIMIT)
+        kinds = [ImageTooLarge, UndecodableImage, ImageTooLarge, UndecodableImage]
+        assert [type(r) for r in results] == kinds
         del results
         assert gc.collect() == 0
     finally:
