@@ -4,7 +4,11 @@ the figure; against the no-op FastAPI app's /multipart (bench/reference_apps.py)
 same run. `--concurrency` requests at a time, as one worker of the harness sees them
 (16 connections over 2 workers: about 3 requests share a forward pass).
 
-Usage: python bench/asgi_predict.py --store DIR [--concurrency 3] [--rounds 7]
+Usage: python bench/asgi_predict.py --store DIR [--concurrency 3] [--rounds 7] [--tree DIR]
+
+Prometheus runs in multiprocess mode, as under `mnist-serve`. With `--tree`, the service
+measured is that checkout's (e.g. `git worktree add /tmp/before c21a9e4`), imported in
+place of this one's, for a before/after in the same conditions.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import argparse
 import asyncio
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,6 +26,17 @@ import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# As mnist-serve's workers run: set before anything imports prometheus_client or NumPy.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="asgi-metrics-"))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# --tree: that checkout's `service` (and the rest), not the editable install's, which maps
+# to this one; decided before anything below imports it.
+_tree = argparse.ArgumentParser(add_help=False)
+_tree.add_argument("--tree", type=Path)
+TREE = _tree.parse_known_args()[0].tree
+if TREE:
+    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in type(f).__module__]
+    sys.path.insert(0, str(TREE.resolve()))
 
 from bench.harness import BOUNDARY, multipart_body  # noqa: E402
 from tests.uploads import png  # noqa: E402
@@ -112,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=os.environ.get("MNIST_DIR"))
     p.add_argument("--concurrency", type=int, default=3)
     p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--tree", type=Path, help="measure the service of this checkout instead")
     args = p.parse_args(argv)
     if args.data_dir is None:
         p.error("say where MNIST is: --data-dir DIR or MNIST_DIR")
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as mnist-serve's workers
     from bench.reference_apps import noop
     from service.app import create_app
     from service.settings import Settings
@@ -125,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     measured = {}
     for name, app, path in (("no-op", noop, "/multipart"), ("service", service, "/v1/predict")):
         measured[name] = uvloop.run(measure(app, path, body, args.concurrency, args.rounds))
+    import service
+
+    print(f"service from {Path(service.__file__).parent.parent}")
     print(f"concurrency {args.concurrency}: no-op {measured['no-op']:.1f} us/request, service "
           f"{measured['service']:.1f} us/request, no-op / service "
           f"{measured['no-op'] / measured['service']:.2f}")  # fmt: skip
