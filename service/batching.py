@@ -3,17 +3,18 @@ requests) are preprocessed as one stack and share one forward pass.
 
 A forward pass for one image reads the whole 784x512 kernel (1.6 MB) to use it once; for
 eight images it costs about twice as much as for one, and preprocessing eight digits as a
-stack costs 7 us each instead of 32 (bench/). The first request to hand over its decoded
-image schedules a flush two turns of the event loop later (`call_soon` of a `call_soon`):
+stack costs 7 us each instead of 32 (bench/). The first request to hand over its item
+schedules a flush two turns of the event loop later (`call_soon` of a `call_soon`):
 every request that arrives before then joins it, those queued in this turn and those
 whose bytes the loop reads when it polls for I/O between the two. The wait is bounded by
 two loop turns, never a timer: a lone request is delayed by microseconds, and under load
 the batch grows by itself with the number of requests in flight. Flushing after one turn
 instead made batches of 3-4 where two make 5-7 (16 connections on 2 workers), and 10-15%
-fewer predictions a second (issue 14's note).
+fewer predictions a second (BENCHMARKS.md, "Issue 14, second pass").
 
-What is batched is the batcher's item type: decoded pictures (preprocessed, then run), or
-samples that are MNIST rows already (only run): one batcher for each.
+What is batched is the batcher's item type: uploads (PNG digits, decoded together, and
+decoded pictures; then preprocessed and run), or samples that are MNIST rows already (only
+run): one batcher for each.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ def classify_uploads(
         if isinstance(decoded, ServiceError):
             failures[index] = decoded
         else:
-            pictures[index] = decoded  # type: ignore[assignment]
+            pictures[index] = decoded
     if not pictures:
         return np.empty((0, 10), np.float32), failures
     rows, samples = classify_pictures(loaded, list(pictures.values()))
