@@ -45,17 +45,22 @@ def keras_config(layers: list[Layer], extra_layers: list[dict[str, Any]] | None 
     return {"module": "keras", "class_name": "Sequential", "config": {"layers": entries}}
 
 
-def write_keras(path: Path, layers: list[Layer], config: dict | None = None) -> None:
-    """A `.keras` zip: config.json, metadata.json and model.weights.h5."""
+def weights_h5(layers: list[Layer]) -> bytes:
+    """The bytes of a Keras 3 `model.weights.h5` holding these layers' kernels and biases."""
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5:
         for i, (kernel, bias, _) in enumerate(layers):
             group = h5.create_group(f"layers/{'dense' if i == 0 else f'dense_{i}'}/vars")
             group["0"], group["1"] = kernel, bias
+    return buffer.getvalue()
+
+
+def write_keras(path: Path, layers: list[Layer], config: dict | None = None) -> None:
+    """A `.keras` zip: config.json, metadata.json and model.weights.h5."""
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
         archive.writestr("config.json", json.dumps(config or keras_config(layers)))
-        archive.writestr("model.weights.h5", buffer.getvalue())
+        archive.writestr("model.weights.h5", weights_h5(layers))
 
 
 def publish_layers(store: Store, layers: list[Layer], accuracy: float = 0.9) -> int:

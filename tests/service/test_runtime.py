@@ -17,7 +17,13 @@ import pytest
 
 from service.runtime import MAX_PARAMETERS, UnsupportedModel, load_keras
 from tests.conftest import SeedRun
-from tests.keras_files import keras_config, random_layers, write_keras, write_keras_declaring
+from tests.keras_files import (
+    keras_config,
+    random_layers,
+    weights_h5,
+    write_keras,
+    write_keras_declaring,
+)
 
 
 def test_forward_pass_matches_a_hand_computation(tmp_path: Path) -> None:
@@ -177,20 +183,11 @@ def _set_in_zip_headers(path: Path, flags: int = 0, method: int | None = None) -
     return path
 
 
-def _weights_file(layers: list) -> bytes:
-    buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as h5:
-        for i, (kernel, bias, _) in enumerate(layers):
-            group = h5.create_group(f"layers/{'dense' if i == 0 else f'dense_{i}'}/vars")
-            group["0"], group["1"] = kernel, bias
-    return buffer.getvalue()
-
-
 def _hostile_archive(kind: str, tmp_path: Path) -> Path:
     """Archives a hostile review found raising something other than UnsupportedModel."""
     layers = random_layers(sizes=(8, 4, 3))
     config = json.dumps(keras_config(layers)).encode()
-    weights = _weights_file(layers)
+    weights = weights_h5(layers)
     path = tmp_path / f"{kind}.keras"
     if kind == "json nested too deep":  # RecursionError
         return _archive(path, b"[" * 100_000, weights)
