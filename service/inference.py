@@ -106,16 +106,16 @@ def classify_uploads(
     and for each item None (it has a row) or its error (undecodable; no digit), which
     costs the other items nothing."""
     failures: list[ServiceError | None] = [None] * len(items)
-    uploads = [i for i, item in enumerate(items) if isinstance(item, bytes)]
-    datas = [item for item in items if isinstance(item, bytes)]
-    found = dict(zip(uploads, timed_decode_many(datas, max_pixels) if datas else [], strict=True))
+    uploads = {i: item for i, item in enumerate(items) if isinstance(item, bytes)}
+    decoded = timed_decode_many(list(uploads.values()), max_pixels) if uploads else []
+    found = dict(zip(uploads, decoded, strict=True))
     pictures: dict[int, Picture] = {}
     for index, item in enumerate(items):
-        decoded = found.get(index, item)
-        if isinstance(decoded, ServiceError):
-            failures[index] = decoded
+        picture = found.get(index, item)
+        if isinstance(picture, ServiceError):
+            failures[index] = picture
         else:
-            pictures[index] = decoded
+            pictures[index] = picture
     if not pictures:
         return np.empty((0, 10), np.float32), failures
     rows, samples = classify_pictures(loaded, list(pictures.values()))
