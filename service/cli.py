@@ -11,10 +11,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from service.listeners import run_uvicorn
 from service.settings import ENV_PREFIX, Settings, configure_logging
 from service.stores import open_store
 
@@ -98,7 +98,7 @@ def serve(settings: Settings) -> None:
         # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to the
         # handler there before it: make that a clean exit, so a stop is not a crash (143).
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(
+    run_uvicorn(
         "service.app:create_app",
         factory=True,
         host=settings.host,

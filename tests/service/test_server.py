@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import signal
 import socket
@@ -18,7 +19,7 @@ import pytest
 
 from tests.conftest import SeedRun
 from tests.keras_files import publish_layers, random_layers
-from tests.servers import Load, serve
+from tests.servers import Load, requests_by_worker, serve
 from tests.uploads import gif_bomb, png, png_header_only
 from training.data import load_idx_dir
 from training.store import Store
@@ -201,6 +202,38 @@ def worker_pids(server_pid: int) -> list[int]:
         if int(fields[1]) == server_pid and fields[0] != "Z" and b"spawn_main" in command:
             pids.append(int(stat.parent.name))
     return sorted(pids)
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on this loopback TCP port (/proc/net/tcp, state 0A)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = f"0100007F:{port:04X}"
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
+
+
+def test_each_worker_listens_on_its_own_socket_and_takes_a_share(
+    tiny_store: Store, tmp_path: Path
+) -> None:
+    """Keep-alive connections opened at once (a load generator, a proxy's pool) are spread
+    over the workers by the kernel (SO_REUSEPORT), not left to whichever wakes first."""
+    folder = tmp_path / "metrics"
+    with serve(tiny_store.root, tmp_path, "--workers", "2", "--metrics-dir", str(folder)) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30
+        while listening_sockets(port) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the second worker may still be loading its model
+        assert listening_sockets(port) == 2
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(32)]
+        for connection in connections:
+            connection.connect()
+        for connection in connections:
+            connection.request("GET", "/healthz")
+        for connection in connections:
+            assert connection.getresponse().status == 200
+            connection.close()
+        by_worker = requests_by_worker(folder)
+    assert len(by_worker) == 2, by_worker
+    assert min(by_worker.values()) >= 4, by_worker  # Binomial(32, 1/2), plus readiness probes
 
 
 def test_killing_a_worker_three_times_in_10_s_leaves_the_service_answering(
