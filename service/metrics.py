@@ -105,10 +105,13 @@ FORWARD_LATENCY = INFERENCE_LATENCY.labels(stage="forward")
 DIGIT_PREDICTIONS = [PREDICTIONS.labels(digit=str(digit)) for digit in range(10)]
 
 
-def record_predictions(digits: Iterable[int], confidences: Iterable[float]) -> None:
-    """Count predicted digits and their confidences."""
-    for digit, confidence in zip(digits, confidences, strict=True):
-        DIGIT_PREDICTIONS[digit].inc()
+def record_predictions(digit_counts: Iterable[int], confidences: Iterable[float]) -> None:
+    """Count the predictions of one forward pass: how many of each digit (ten counts, in
+    digit order; one update per digit predicted, not per image) and each confidence."""
+    for series, count in zip(DIGIT_PREDICTIONS, digit_counts, strict=True):
+        if count:
+            series.inc(count)
+    for confidence in confidences:
         CONFIDENCE.observe(confidence)
 
 

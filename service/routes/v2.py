@@ -22,7 +22,7 @@ from service.batching import MicroBatcher
 from service.deps import DrainDep, RegistryDep
 from service.errors import ModelNotFound, ModelNotReady, UnsupportedEncoding
 from service.imaging.decode import Picture
-from service.inference import counted_digits, read_images, run_maybe_offloaded
+from service.inference import read_images, run_maybe_offloaded
 from service.registry import LoadedModel, ModelRegistry, version_not_found
 from service.routes.errors import OIP_PREFIX, oip_error_responses
 from service.schemas import (
@@ -257,7 +257,7 @@ async def _infer(request: Request, model_name: str, version: int | None) -> Resp
         )
     else:
         probabilities = await sample_batcher.classify_all(loaded, asked.samples)
-    tensors = {"probabilities": probabilities, "digit": counted_digits(probabilities)}
+    tensors = {"probabilities": probabilities, "digit": probabilities.argmax(axis=1)}
     answer, json_size = oip.encode_response(
         loaded.name, loaded.version, asked.id, asked.outputs, tensors
     )

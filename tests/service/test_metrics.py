@@ -57,9 +57,20 @@ def test_batch_size_and_per_image_rejections(
     client = make_client(tiny_store)
     sizes = sample("mnist_inference_batch_size_images_bucket", le="4.0")
     undecodable = sample("mnist_rejected_requests_total", reason="undecodable_image")
+    confidences = sample("mnist_prediction_confidence_count")
     files = [("files", (f"{i}.png", digit_png())) for i in range(3)] + [("files", ("x", b"no"))]
-    assert client.post("/v1/predict/batch", files=files).status_code == 200
+    answer = client.post("/v1/predict/batch", files=files)
+    assert answer.status_code == 200
+    digit = str(answer.json()["results"][0]["prediction"]["digit"])
     assert sample("mnist_inference_batch_size_images_bucket", le="4.0") == sizes + 1
+    # The pass counts its predictions at once: three of this digit, three confidences.
+    counted = {d: sample("mnist_predictions_total", digit=d) for d in map(str, range(10))}
+    client.post("/v1/predict/batch", files=files[:3])
+    after = {d: sample("mnist_predictions_total", digit=d) for d in map(str, range(10))}
+    assert {d: after[d] - counted[d] for d in counted} == {
+        d: 3.0 if d == digit else 0.0 for d in counted
+    }
+    assert sample("mnist_prediction_confidence_count") == confidences + 6
     assert sample("mnist_rejected_requests_total", reason="undecodable_image") == undecodable + 1
 
 
