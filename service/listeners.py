@@ -38,19 +38,35 @@ def reuse_port_supported() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def bind_reuse_port(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to (host, port) with SO_REUSEADDR and SO_REUSEPORT, not listening.
-    OSError when the address is taken by a socket outside the group or cannot be bound."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def bind_reuse_port(host: str, port: int, reuse_address: bool = True) -> socket.socket:
+    """A TCP socket bound to (host, port) with SO_REUSEPORT (and SO_REUSEADDR unless told
+    not to), not listening. OSError when the address is taken by a socket outside the
+    group or cannot be bound."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def check_port_free(host: str, port: int) -> None:
+    """OSError (EADDRINUSE) when any socket listens on (host, port) or reserves it, also one
+    of a SO_REUSEPORT group of this same user (a second server started on the port by
+    mistake would otherwise join the group and take half the connections). Bound as
+    uvicorn binds its one socket, with SO_REUSEADDR: connections of an earlier run waiting
+    in TIME_WAIT do not count."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 class ReusePortListener:
@@ -65,8 +81,12 @@ class ReusePortListener:
     @classmethod
     def reserve(cls, host: str, port: int) -> ReusePortListener:
         """Bind the supervisor's reserving socket (port 0: a free port, then used by every
-        worker). OSError as `bind_reuse_port`."""
-        return cls(bind_reuse_port(host, port))
+        worker). OSError (EADDRINUSE) when the port is taken (`check_port_free`), or when
+        it cannot be bound. The reservation has no SO_REUSEADDR: another server's
+        `check_port_free` then fails on it even before any worker of this one listens."""
+        if port:
+            check_port_free(host, port)
+        return cls(bind_reuse_port(host, port, reuse_address=False))
 
     def __reduce__(self) -> tuple[Any, tuple[str, int]]:
         return bind_reuse_port, (self.host, self.port)

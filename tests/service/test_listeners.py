@@ -51,6 +51,20 @@ def test_a_port_another_program_listens_on_is_refused() -> None:
     assert caught.value.errno == errno.EADDRINUSE
 
 
+def test_a_second_server_of_the_same_user_is_refused(listener: ReusePortListener) -> None:
+    """SO_REUSEPORT lets sockets of one user share a port: a second `mnist-serve` started
+    on it by mistake must fail, not take half the connections, whether the first one's
+    workers listen yet or not."""
+    with pytest.raises(OSError) as caught:
+        ReusePortListener.reserve(HOST, listener.port)
+    assert caught.value.errno == errno.EADDRINUSE
+    with worker_socket(listener) as worker:
+        worker.listen()
+        with pytest.raises(OSError) as caught:
+            ReusePortListener.reserve(HOST, listener.port)
+    assert caught.value.errno == errno.EADDRINUSE
+
+
 def test_the_reservation_keeps_other_programs_off_the_port(listener: ReusePortListener) -> None:
     with socket.socket() as other, pytest.raises(OSError) as caught:
         other.bind((HOST, listener.port))
