@@ -107,7 +107,14 @@ def run_uvicorn(app: str, *, host: str, port: int, workers: int, **options: Any)
     try:
         listener = ReusePortListener.reserve(host, port)
     except OSError as exc:
-        log.error("%s", exc)
+        reason = exc.strerror.lower() if exc.strerror else str(exc)
+        log.error(
+            "[Errno %s] error while attempting to bind on address %r: %s (another server "
+            "on it? choose another port: --port)",
+            exc.errno,
+            (host, port),
+            reason,
+        )
         sys.exit(STARTUP_FAILURE)
     address = f"[{listener.host}]" if ":" in listener.host else listener.host
     log.info("Uvicorn running on http://%s:%d, one socket per worker", address, listener.port)

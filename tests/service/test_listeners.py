@@ -130,5 +130,9 @@ def test_mnist_serve_says_when_the_port_is_taken(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert proc.returncode == 3
-    assert "Address already in use" in proc.stderr
+    assert (
+        f"error while attempting to bind on address ('127.0.0.1', {port}): address already in use"
+        in proc.stderr
+    )
+    assert "--port" in proc.stderr
     assert "Traceback" not in proc.stderr
