@@ -14,8 +14,19 @@ itself and keeps it, not listening: it reserves the port (another program bindin
 with "address already in use", as with one shared socket) and names the port when 0 was
 asked for. Each worker that unpickles the listener (uvicorn starts workers with `spawn`)
 binds its own socket; uvicorn listens on it after the app's lifespan has loaded the model,
-so no connection is queued to a worker that cannot answer it yet, and a worker that dies
-takes only its own queue with it.
+so no connection is queued to a worker that cannot answer it yet.
+
+The costs, as uvicorn's PR discussion names them (a trade of latency for an even load):
+- A worker's accept queue is its own: connections the kernel queued to a worker that dies
+  (or stops) are reset, or wait until it is restarted, where one shared queue let another
+  worker take them; with every worker down at once, connections are refused rather than
+  queued until one is back (~1.3 s).
+- Any socket of the same user may join a SO_REUSEPORT group. A second server started on
+  a port whose workers listen fails (`check_port_free`), but one started within the first
+  one's start-up (before its first worker listens) or one that sets SO_REUSEPORT itself
+  takes a share of the connections. The user is the boundary, as it is for ptrace.
+- A worker that cannot bind (the address has gone) dies, and uvicorn restarts it until it
+  can.
 """
 
 from __future__ import annotations
@@ -38,14 +49,13 @@ def reuse_port_supported() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def bind_reuse_port(host: str, port: int, reuse_address: bool = True) -> socket.socket:
-    """A TCP socket bound to (host, port) with SO_REUSEPORT (and SO_REUSEADDR unless told
-    not to), not listening. OSError when the address is taken by a socket outside the
-    group or cannot be bound."""
+def bind_reuse_port(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) with SO_REUSEADDR (connections of an earlier run
+    waiting in TIME_WAIT do not hold the port) and SO_REUSEPORT, not listening. OSError
+    when the address is taken by a socket outside the group or cannot be bound."""
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
-        if reuse_address:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
@@ -55,11 +65,11 @@ def bind_reuse_port(host: str, port: int, reuse_address: bool = True) -> socket.
 
 
 def check_port_free(host: str, port: int) -> None:
-    """OSError (EADDRINUSE) when any socket listens on (host, port) or reserves it, also one
-    of a SO_REUSEPORT group of this same user (a second server started on the port by
-    mistake would otherwise join the group and take half the connections). Bound as
-    uvicorn binds its one socket, with SO_REUSEADDR: connections of an earlier run waiting
-    in TIME_WAIT do not count."""
+    """OSError (EADDRINUSE) when a socket listens on (host, port), also one of a
+    SO_REUSEPORT group of this same user: a second server started on the port by mistake
+    would otherwise join the group and take half the connections. Bound as uvicorn binds
+    its one socket, with SO_REUSEADDR: connections of an earlier run waiting in TIME_WAIT
+    do not count."""
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
@@ -81,12 +91,11 @@ class ReusePortListener:
     @classmethod
     def reserve(cls, host: str, port: int) -> ReusePortListener:
         """Bind the supervisor's reserving socket (port 0: a free port, then used by every
-        worker). OSError (EADDRINUSE) when the port is taken (`check_port_free`), or when
-        it cannot be bound. The reservation has no SO_REUSEADDR: another server's
-        `check_port_free` then fails on it even before any worker of this one listens."""
+        worker). OSError (EADDRINUSE) when a socket listens on the port
+        (`check_port_free`), or when it cannot be bound."""
         if port:
             check_port_free(host, port)
-        return cls(bind_reuse_port(host, port, reuse_address=False))
+        return cls(bind_reuse_port(host, port))
 
     def __reduce__(self) -> tuple[Any, tuple[str, int]]:
         return bind_reuse_port, (self.host, self.port)

@@ -55,7 +55,12 @@ INFERENCE_LATENCY = Histogram(
 BATCH_SIZE = Histogram(
     "mnist_inference_batch_size_images", "Images per forward pass.", buckets=BATCH_BUCKETS
 )
-PREDICTIONS = Counter("mnist_predictions", "Predictions made, by predicted digit.", ["digit"])
+PREDICTIONS = Counter(
+    "mnist_predictions",
+    "Predictions made, by predicted digit: counted by the forward pass, so also those of a "
+    "request that then fails (another of its images is blank; it times out).",
+    ["digit"],
+)
 CONFIDENCE = Histogram(
     "mnist_prediction_confidence",
     "Probability of the predicted digit; a shift to low values is the first sign of drift.",

@@ -53,16 +53,42 @@ def test_a_port_another_program_listens_on_is_refused() -> None:
 
 def test_a_second_server_of_the_same_user_is_refused(listener: ReusePortListener) -> None:
     """SO_REUSEPORT lets sockets of one user share a port: a second `mnist-serve` started
-    on it by mistake must fail, not take half the connections, whether the first one's
-    workers listen yet or not."""
-    with pytest.raises(OSError) as caught:
-        ReusePortListener.reserve(HOST, listener.port)
-    assert caught.value.errno == errno.EADDRINUSE
+    on it by mistake must fail once the first one's workers listen, not take half of its
+    connections."""
     with worker_socket(listener) as worker:
         worker.listen()
         with pytest.raises(OSError) as caught:
             ReusePortListener.reserve(HOST, listener.port)
     assert caught.value.errno == errno.EADDRINUSE
+
+
+def test_connections_of_an_earlier_run_in_time_wait_do_not_hold_the_port() -> None:
+    """A restart (or an upgrade from one worker to two) right after a run whose server
+    closed connections: they wait in TIME_WAIT for a minute, and must not stop the start."""
+    with socket.socket() as earlier:  # as uvicorn binds its one socket
+        earlier.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        earlier.bind((HOST, 0))
+        earlier.listen()
+        port = earlier.getsockname()[1]
+        with socket.create_connection((HOST, port)) as client:
+            served, _ = earlier.accept()
+            served.close()  # the server closes first: its side waits in TIME_WAIT
+            client.recv(1)
+    assert any(
+        row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "06"
+        for row in Path("/proc/net/tcp").read_text().splitlines()[1:]
+    )
+    ReusePortListener.reserve(HOST, port).close()
+
+
+def test_ipv6_addresses_are_bound_as_ipv6() -> None:
+    listener = ReusePortListener.reserve("::1", 0)
+    try:
+        with worker_socket(listener) as sock:
+            assert sock.family == socket.AF_INET6
+            assert sock.getsockname()[:2] == ("::1", listener.port)
+    finally:
+        listener.close()
 
 
 def test_the_reservation_keeps_other_programs_off_the_port(listener: ReusePortListener) -> None:

@@ -63,7 +63,7 @@ def test_batch_size_and_per_image_rejections(
     assert answer.status_code == 200
     digit = str(answer.json()["results"][0]["prediction"]["digit"])
     assert sample("mnist_inference_batch_size_images_bucket", le="4.0") == sizes + 1
-    # The pass counts its predictions at once: three of this digit, three confidences.
+    # Counted by the forward pass: three of this digit, three confidences.
     counted = {d: sample("mnist_predictions_total", digit=d) for d in map(str, range(10))}
     client.post("/v1/predict/batch", files=files[:3])
     after = {d: sample("mnist_predictions_total", digit=d) for d in map(str, range(10))}

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from tritonclient.utils import InferenceServerException
 
 from service.oip import model_metadata
@@ -412,3 +413,32 @@ def test_a_blank_image_among_several_names_its_index(
     )
     assert response.status_code == 422
     assert response.json()["error"].startswith("image 1 of 2: no digit found")
+
+
+def test_v2_predictions_are_counted_once_each(tiny_store: Store, make_client: MakeClient) -> None:
+    """Samples (the sample batcher) and files (the upload batcher, or a stack of several)
+    add one prediction each to the digit counter and the confidence histogram."""
+    client = make_client(tiny_store)
+
+    def counted() -> tuple[float, float]:
+        digits = sum(
+            REGISTRY.get_sample_value("mnist_predictions_total", {"digit": str(d)}) or 0.0
+            for d in range(10)
+        )
+        return digits, REGISTRY.get_sample_value("mnist_prediction_confidence_count") or 0.0
+
+    pixels = np.zeros((3, 28, 28), np.uint8)
+    pixels[:, 6:22, 12:16] = 255
+    requests = [
+        ([tensor_of("image", pixels, binary=False)], 3),
+        ([tensor_of("image_file", pixels[:1], binary=True)], 1),
+        ([tensor_of("image_file", pixels[:2], binary=True)], 2),
+    ]
+    for inputs, images in requests:
+        before = counted()
+        body, json_size = triton.InferenceServerClient.generate_request_body(inputs)
+        headers = {"Inference-Header-Content-Length": str(json_size)} if json_size else {}
+        response = client.post("/v2/models/mnist/infer", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        after = counted()
+        assert (after[0] - before[0], after[1] - before[1]) == (images, images)
