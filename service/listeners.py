@@ -1,5 +1,5 @@
 """One listening socket per uvicorn worker, all bound to the same address with SO_REUSEPORT,
-so that the kernel spreads connections over the workers evenly.
+so that the kernel spreads connections over the workers by hash, each on its own.
 
 uvicorn's multi-worker mode binds one socket in the supervisor and every worker accepts from
 it: whichever worker wakes first takes the connection. Keep-alive clients then stay where
