@@ -28,6 +28,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+TCP_LISTEN, TCP_TIME_WAIT = "0A", "06"  # states as /proc/net/tcp writes them
+
+
+def loopback_sockets(port: int, state: str) -> int:
+    """How many TCP sockets on 127.0.0.1:`port` are in `state` (/proc/net/tcp)."""
+    local = f"0100007F:{port:04X}"
+    rows = [row.split() for row in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for row in rows if row[1] == local and row[3] == state)
+
+
 @dataclass
 class Server:
     """A running `mnist-serve` process."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from service.listeners import ReusePortListener, reuse_port_supported
-from tests.servers import free_port
+from tests.servers import TCP_TIME_WAIT, free_port, loopback_sockets
 
 pytestmark = pytest.mark.skipif(
     not reuse_port_supported(), reason="SO_REUSEPORT balancing is Linux's"
@@ -74,10 +74,7 @@ def test_connections_of_an_earlier_run_in_time_wait_do_not_hold_the_port() -> No
             served, _ = earlier.accept()
             served.close()  # the server closes first: its side waits in TIME_WAIT
             client.recv(1)
-    assert any(
-        row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "06"
-        for row in Path("/proc/net/tcp").read_text().splitlines()[1:]
-    )
+    assert loopback_sockets(port, TCP_TIME_WAIT) >= 1
     ReusePortListener.reserve(HOST, port).close()
 
 

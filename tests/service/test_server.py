@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import SeedRun
 from tests.keras_files import publish_layers, random_layers
-from tests.servers import Load, requests_by_worker, serve
+from tests.servers import TCP_LISTEN, Load, loopback_sockets, requests_by_worker, serve
 from tests.uploads import gif_bomb, png, png_header_only
 from training.data import load_idx_dir
 from training.store import Store
@@ -204,13 +204,6 @@ def worker_pids(server_pid: int) -> list[int]:
     return sorted(pids)
 
 
-def listening_sockets(port: int) -> int:
-    """How many sockets listen on this loopback TCP port (/proc/net/tcp, state 0A)."""
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    local = f"0100007F:{port:04X}"
-    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
-
-
 def test_each_worker_listens_on_its_own_socket_and_takes_a_share(
     tiny_store: Store, tmp_path: Path
 ) -> None:
@@ -220,9 +213,9 @@ def test_each_worker_listens_on_its_own_socket_and_takes_a_share(
     with serve(tiny_store.root, tmp_path, "--workers", "2", "--metrics-dir", str(folder)) as server:
         port = int(server.url.rsplit(":", 1)[1])
         deadline = time.monotonic() + 30
-        while listening_sockets(port) < 2 and time.monotonic() < deadline:
+        while loopback_sockets(port, TCP_LISTEN) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)  # the second worker may still be loading its model
-        assert listening_sockets(port) == 2
+        assert loopback_sockets(port, TCP_LISTEN) == 2
         connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(32)]
         for connection in connections:
             connection.connect()
