@@ -151,12 +151,17 @@ def prepare_real_world(dataset: Dataset, plan: Plan) -> dict[str, KindSamples] |
     from training.data import DataError
     from training.realworld.evaluation import KINDS, prepare
 
+    print(f"real-world evaluation: making {plan.real_world} uploads of each of {len(KINDS)} "
+          "kinds (about a minute of CPU)", flush=True)  # fmt: skip
+    started = time.monotonic()
     try:
-        return prepare(
+        prepared = prepare(
             KINDS, plan.real_world, plan.real_world_seed, (dataset.x_test, dataset.y_test)
         )
     except FileNotFoundError as exc:
         raise DataError(f"real-world uploads: {exc}") from exc
+    print(f"real-world uploads made and read in {time.monotonic() - started:.1f} s")
+    return prepared
 
 
 def score_real_world(uploads: dict[str, KindSamples], predict: Predict) -> dict[str, float]:

@@ -20,7 +20,7 @@ import pytest
 from bench import wild
 from tests.conftest import SeedRun
 from tests.uploads import png
-from training.realworld.evaluation import KINDS, NO_DIGIT, Upload, read, score
+from training.realworld.evaluation import KINDS, NO_DIGIT, Upload, prepare, read, score
 from training.store import Store
 
 # Floors per kind (100 uploads a kind); the table kinds of issue 13 at the top. Measured
@@ -107,3 +107,25 @@ def test_blank_is_right_only_where_no_digit_is_expected_and_refused_is_never_rig
 
     assert score({"t": samples}, says(1)) == {"t": 0.5}
     assert score({"t": samples}, says(7)) == {"t": 0.25}
+
+
+def test_worker_processes_make_the_same_uploads_as_one_process() -> None:
+    digits = np.zeros((30, 28, 28), np.uint8)
+    digits[:, 6:22, 12:16] = 255  # a "1" each
+    mnist_test = (digits, np.ones(30, np.int64))
+    kinds = ["clean_photo", "paint_28", "uci", "blank_dim", "typed"]
+    alone = prepare(kinds, 5, 3, mnist_test, processes=1)
+    spread = prepare(kinds, 5, 3, mnist_test, processes=2)
+    assert list(spread) == kinds
+    for kind in kinds:
+        np.testing.assert_array_equal(spread[kind].rows, alone[kind].rows)
+        np.testing.assert_array_equal(spread[kind].expected, alone[kind].expected)
+        assert spread[kind].right_without_digit == alone[kind].right_without_digit
+        assert spread[kind].count == alone[kind].count == 5
+    assert len(alone["clean_photo"].rows) and len(alone["uci"].rows)
+
+
+def test_an_unknown_kind_is_refused_from_a_worker_process_too() -> None:
+    mnist_test = (np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64))
+    with pytest.raises(KeyError, match="unknown kind 'sketch'"):
+        prepare(["mnist", "sketch"], 1, 0, mnist_test, processes=2)

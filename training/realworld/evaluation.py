@@ -2,14 +2,18 @@
 them: decoded (`service.imaging.decode.decode_many`) and turned into MNIST samples
 (`service.imaging.mnist.to_mnist_many`), the same functions `POST /v1/predict/batch` runs.
 
-The uploads are made once (`prepare`, tens of seconds for 100 a kind) and then scored for as
-many models as needed (`score`, a forward pass): the candidate and the version it is
-compared with read exactly the same uploads.
+The uploads are made once (`prepare`: about a minute of one core for 100 of each kind, the
+photos' rendering most of it; spread over the CPUs) and then scored for as many models as
+needed (`score`, a forward pass): the candidate and the version it is compared with read
+exactly the same uploads.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,10 +107,46 @@ def read(batch: list[Upload]) -> KindSamples:
 
 
 def prepare(
-    kinds: list[str], count: int, seed: int, mnist_test: tuple[np.ndarray, np.ndarray]
+    kinds: list[str],
+    count: int,
+    seed: int,
+    mnist_test: tuple[np.ndarray, np.ndarray],
+    processes: int | None = None,
 ) -> dict[str, KindSamples]:
-    """Each kind's `count` uploads (`uploads`), read as the service reads them (`read`)."""
-    return {kind: read(list(uploads(kind, count, seed, mnist_test))) for kind in kinds}
+    """Each kind's `count` uploads (`uploads`), read as the service reads them (`read`),
+    one kind at a time in each of `processes` worker processes (default: one per CPU this
+    process may run on; 1: in this process). Each kind draws from a generator of its own,
+    so the uploads are the same however many processes make them.
+
+    The workers are spawned, not forked: the caller may hold TensorFlow's threads, whose
+    locks a fork would copy mid-use. Errors are those of `uploads`, raised here."""
+    processes = min(processes or len(os.sched_getaffinity(0)), len(kinds))
+    if processes <= 1:
+        return {kind: _prepare_kind(kind, count, seed, mnist_test) for kind in kinds}
+    with ProcessPoolExecutor(
+        processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_keep_mnist_test,
+        initargs=(mnist_test,),
+    ) as pool:
+        futures = {kind: pool.submit(_prepare_kind, kind, count, seed) for kind in kinds}
+        return {kind: future.result() for kind, future in futures.items()}
+
+
+_MNIST_TEST: tuple[np.ndarray, np.ndarray] | None = None  # a worker's copy, sent once
+
+
+def _keep_mnist_test(mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
+    global _MNIST_TEST
+    _MNIST_TEST = mnist_test
+
+
+def _prepare_kind(
+    kind: str, count: int, seed: int, mnist_test: tuple[np.ndarray, np.ndarray] | None = None
+) -> KindSamples:
+    test = mnist_test if mnist_test is not None else _MNIST_TEST
+    assert test is not None, "a worker process starts with _keep_mnist_test"
+    return read(list(uploads(kind, count, seed, test)))
 
 
 def score(prepared: dict[str, KindSamples], predict: Predict) -> dict[str, float]:
