@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import NamedTuple
 
 import pytest
 from fastapi.testclient import TestClient
+from filelock import FileLock
 
 from service.app import create_app
 from service.settings import Settings
@@ -52,33 +54,51 @@ def idx_dir(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def seed_store(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SeedRun:
-    """The seed recipe trained once per session on real MNIST by the real CLI, promoted to
-    production. Tests must not add versions to it (copy it first)."""
-    root = tmp_path_factory.mktemp("seed-store")
-    proc = subprocess.run(
-        [sys.executable, "-m", "training.cli", "--quiet", "--data-dir", str(mnist_dir),
-         "--store", str(root), "--promote", "production"],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return SeedRun(root, proc)
+def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str]) -> SeedRun:
+    """`python -m training.cli --quiet ARGS --store ROOT` run once for the whole test run:
+    pytest-xdist's workers share one run through a file lock (its docs' recipe for a
+    session fixture executed once), the first to ask training while the others wait."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # not distributed
+        return _train(tmp_path_factory.mktemp(name), args)
+    shared = tmp_path_factory.getbasetemp().parent  # every worker's base folder's parent
+    with FileLock(str(shared / f"{name}.lock")):
+        record = shared / f"{name}.json"
+        if record.is_file():
+            done = json.loads(record.read_text())
+            proc = subprocess.CompletedProcess(done["args"], 0, done["stdout"], done["stderr"])
+            return SeedRun(Path(done["root"]), proc)
+        run = _train(shared / name, args)
+        proc = run.proc
+        done = {"root": str(run.root), "args": proc.args, "stdout": proc.stdout,
+                "stderr": proc.stderr}  # fmt: skip
+        record.write_text(json.dumps(done))
+        return run
 
 
-@pytest.fixture(scope="session")
-def best_store(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SeedRun:
-    """The best recipe trained once per session on real MNIST by the real CLI (a few
-    minutes), promoted to production. Tests must not add versions to it."""
-    root = tmp_path_factory.mktemp("best-store")
+def _train(root: Path, args: list[str]) -> SeedRun:
     proc = subprocess.run(
-        [sys.executable, "-m", "training.cli", "--quiet", "--recipe", "best",
-         "--data-dir", str(mnist_dir), "--store", str(root), "--min-accuracy", "0.99",
-         "--no-savedmodel", "--promote", "production"],
+        [sys.executable, "-m", "training.cli", "--quiet", *args, "--store", str(root)],
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     return SeedRun(root, proc)
+
+
+@pytest.fixture(scope="session")
+def seed_store(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SeedRun:
+    """The seed recipe trained once per test run on real MNIST by the real CLI, promoted
+    to production. Tests must not add versions to it (copy it first)."""
+    args = ["--data-dir", str(mnist_dir), "--promote", "production"]
+    return trained_once(tmp_path_factory, "seed-store", args)
+
+
+@pytest.fixture(scope="session")
+def best_store(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SeedRun:
+    """The best recipe trained once per test run on real MNIST by the real CLI (a few
+    minutes), promoted to production. Tests must not add versions to it."""
+    args = ["--recipe", "best", "--data-dir", str(mnist_dir), "--min-accuracy", "0.99",
+            "--no-savedmodel", "--promote", "production"]  # fmt: skip
+    return trained_once(tmp_path_factory, "best-store", args)
 
 
 @pytest.fixture(scope="session")
