@@ -11,12 +11,12 @@ exactly the same uploads.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from joblib import cpu_count
 
 from service.errors import ServiceError
 from service.imaging.decode import decode_many
@@ -31,6 +31,9 @@ NO_DIGIT = -1  # the expected answer of an upload without a digit
 MAX_PIXELS = 8_388_608  # the service's default --max-pixels
 DEFAULT_COUNT = 100  # uploads per kind: one upload is a point of accuracy
 DEFAULT_SEED = 2026
+# Worker processes making uploads at most: each peaks at ~260 MB (a kind's photos), and the
+# longest kind (exif_rotated, ~8 of the ~50 CPU-seconds here) bounds the time beyond that.
+MAX_PROCESSES = 4
 
 Predict = Callable[[np.ndarray], np.ndarray]  # (N, 784) float32 in [0, 1] -> (N, 10)
 
@@ -115,12 +118,13 @@ def prepare(
 ) -> dict[str, KindSamples]:
     """Each kind's `count` uploads (`uploads`), read as the service reads them (`read`),
     one kind at a time in each of `processes` worker processes (default: one per CPU this
-    process may run on; 1: in this process). Each kind draws from a generator of its own,
+    process may use, by its affinity and cgroup quota (joblib's `cpu_count`), at most
+    MAX_PROCESSES; 1: in this process). Each kind draws from a generator of its own,
     so the uploads are the same however many processes make them.
 
     The workers are spawned, not forked: the caller may hold TensorFlow's threads, whose
     locks a fork would copy mid-use. Errors are those of `uploads`, raised here."""
-    processes = min(processes or len(os.sched_getaffinity(0)), len(kinds))
+    processes = min(processes or min(cpu_count(), MAX_PROCESSES), len(kinds))
     if processes <= 1:
         return {kind: _prepare_kind(kind, count, seed, mnist_test) for kind in kinds}
     with ProcessPoolExecutor(
