@@ -57,31 +57,37 @@ def idx_dir(tmp_path: Path) -> Path:
 def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str]) -> SeedRun:
     """`python -m training.cli --quiet ARGS --store ROOT` run once for the whole test run:
     pytest-xdist's workers share one run through a file lock (its docs' recipe for a
-    session fixture executed once), the first to ask training while the others wait."""
+    session fixture executed once), the first to ask training while the others wait; a
+    failed run fails every test that asks for it, without a second try."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):  # not distributed
-        return _train(tmp_path_factory.mktemp(name), args)
+        return _checked(_train(tmp_path_factory.mktemp(name), args))
     shared = tmp_path_factory.getbasetemp().parent  # every worker's base folder's parent
     with FileLock(str(shared / f"{name}.lock")):
         record = shared / f"{name}.json"
-        if record.is_file():
-            done = json.loads(record.read_text())
-            proc = subprocess.CompletedProcess(done["args"], 0, done["stdout"], done["stderr"])
-            return SeedRun(Path(done["root"]), proc)
-        run = _train(shared / name, args)
-        proc = run.proc
-        done = {"root": str(run.root), "args": proc.args, "stdout": proc.stdout,
-                "stderr": proc.stderr}  # fmt: skip
-        record.write_text(json.dumps(done))
-        return run
+        if not record.is_file():
+            run = _train(shared / name, args)
+            record.write_text(json.dumps({"root": str(run.root), "args": run.proc.args,
+                                          "returncode": run.proc.returncode,
+                                          "stdout": run.proc.stdout,
+                                          "stderr": run.proc.stderr}))  # fmt: skip
+        done = json.loads(record.read_text())
+    proc = subprocess.CompletedProcess(
+        done["args"], done["returncode"], done["stdout"], done["stderr"]
+    )
+    return _checked(SeedRun(Path(done["root"]), proc))
 
 
 def _train(root: Path, args: list[str]) -> SeedRun:
     proc = subprocess.run(
         [sys.executable, "-m", "training.cli", "--quiet", *args, "--store", str(root)],
-        capture_output=True, text=True, timeout=1800,
+        capture_output=True, text=True, timeout=540,  # within pytest-timeout's 600 s
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
     return SeedRun(root, proc)
+
+
+def _checked(run: SeedRun) -> SeedRun:
+    assert run.proc.returncode == 0, run.proc.stderr[-2000:]
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -151,9 +152,20 @@ def plan_of(args: argparse.Namespace) -> Plan:
     )
 
 
+class Terminated(Exception):
+    """SIGTERM arrived (`docker stop`, a Kubernetes Job deleted, `timeout`)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mnist-train`."""
     plan = plan_of(parse_args(argv))
+    # SIGTERM as an exception, as Ctrl-C is: the staging folder is removed and the
+    # real-world evaluation's worker processes stopped, rather than left behind.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         run(plan)
     except (DataError, StoreError, GateRefused) as exc:
@@ -162,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mnist-train: interrupted; nothing was published", file=sys.stderr)
         return 130
+    except Terminated:
+        print("mnist-train: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     return 0
 
 

@@ -145,20 +145,20 @@ def fit(dataset: Dataset, plan: Plan) -> TrainingRun:
 def prepare_real_world(dataset: Dataset, plan: Plan) -> dict[str, KindSamples] | None:
     """`plan.real_world` uploads of every kind, made from the test images and read as the
     service reads them; None when the plan asks for none. DataError when they cannot be
-    made (the fonts of the `typed` kind missing)."""
+    made (the fonts of the `typed` kind missing, a worker process killed)."""
     if not plan.real_world:
         return None
     from training.data import DataError
-    from training.realworld.evaluation import KINDS, prepare
+    from training.realworld.evaluation import KINDS, WorkerDied, prepare
 
     print(f"real-world evaluation: making {plan.real_world} uploads of each of {len(KINDS)} "
-          "kinds (about a minute of CPU)", flush=True)  # fmt: skip
+          "kinds", flush=True)  # fmt: skip
     started = time.monotonic()
     try:
         prepared = prepare(
             KINDS, plan.real_world, plan.real_world_seed, (dataset.x_test, dataset.y_test)
         )
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, WorkerDied) as exc:
         raise DataError(f"real-world uploads: {exc}") from exc
     print(f"real-world uploads made and read in {time.monotonic() - started:.1f} s")
     return prepared

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -179,3 +182,58 @@ def test_best_recipe_on_real_mnist_reaches_99_percent(best_store: SeedRun) -> No
     history = json.loads((store.dir / "1" / "history.json").read_text())
     assert len(history["loss"]) == manifest["recipe"]["epochs"]
     assert history["loss"][-1] < history["loss"][0]
+
+
+def loky_workers(parent: int) -> list[int]:
+    """The pids of the real-world evaluation's worker processes (joblib's loky) of `parent`."""
+    found = subprocess.run(["pgrep", "-P", str(parent), "-f", "popen_loky_posix"],
+                           capture_output=True, text=True)  # fmt: skip
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def train_until_the_workers_start(mnist_dir: Path, store: Path) -> tuple[subprocess.Popen, list]:
+    from joblib import cpu_count
+
+    if cpu_count() < 2:
+        pytest.skip("one CPU: the real-world uploads are made in process")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.cli", "--quiet", "--data-dir", str(mnist_dir),
+         "--store", str(store), "--train-limit", "2000", "--epochs", "1", "--min-accuracy", "0",
+         "--no-savedmodel", "--real-world", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (workers := loky_workers(proc.pid)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.1)
+    return proc, workers
+
+
+@pytest.mark.integration
+def test_a_killed_real_world_worker_is_one_line_and_nothing_published(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    proc, workers = train_until_the_workers_start(mnist_dir, tmp_path / "s")
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "mnist-train: error: real-world uploads: a worker process making the uploads was "
+        "killed (out of memory?); --real-world 0 skips the evaluation"
+    )
+    assert "Traceback" not in stderr
+    assert Store(tmp_path / "s").versions() == []
+
+
+@pytest.mark.integration
+def test_sigterm_stops_the_real_world_workers_too(mnist_dir: Path, tmp_path: Path) -> None:
+    proc, workers = train_until_the_workers_start(mnist_dir, tmp_path / "s")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert stderr.strip().splitlines()[-1] == "mnist-train: terminated (SIGTERM)"
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "worker processes outlived mnist-train"
+        time.sleep(0.1)
+    assert Store(tmp_path / "s").versions() == []

@@ -10,13 +10,12 @@ exactly the same uploads.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import cpu_count
+from joblib import Parallel, cpu_count, delayed
+from joblib.externals.loky.process_executor import TerminatedWorkerError
 
 from service.errors import ServiceError
 from service.imaging.decode import decode_many
@@ -117,40 +116,39 @@ def prepare(
     processes: int | None = None,
 ) -> dict[str, KindSamples]:
     """Each kind's `count` uploads (`uploads`), read as the service reads them (`read`),
-    one kind at a time in each of `processes` worker processes (default: one per CPU this
-    process may use, by its affinity and cgroup quota (joblib's `cpu_count`), at most
-    MAX_PROCESSES; 1: in this process). Each kind draws from a generator of its own,
-    so the uploads are the same however many processes make them.
+    one kind at a time in each of `processes` worker processes (None: one per CPU this
+    process may use, by its affinity and cgroup quota, at most MAX_PROCESSES; 1: in this
+    process). Each kind draws from a generator of its own, so the uploads are the same
+    however many processes make them.
 
-    The workers are spawned, not forked: the caller may hold TensorFlow's threads, whose
-    locks a fork would copy mid-use. Errors are those of `uploads`, raised here."""
-    processes = min(processes or min(cpu_count(), MAX_PROCESSES), len(kinds))
-    if processes <= 1:
+    The workers are joblib's (loky): spawned, not forked (the caller may hold TensorFlow's
+    threads), handed the test images as a memory map, stopped on Ctrl-C and when this
+    process dies. They do not see this process's changes to module globals.
+    Errors: those of `uploads`, and WorkerDied when a worker process is killed (the
+    operating system's out-of-memory killer, a signal)."""
+    workers = min(MAX_PROCESSES if processes is None else processes, cpu_count(), len(kinds))
+    if workers <= 1:
         return {kind: _prepare_kind(kind, count, seed, mnist_test) for kind in kinds}
-    with ProcessPoolExecutor(
-        processes,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_keep_mnist_test,
-        initargs=(mnist_test,),
-    ) as pool:
-        futures = {kind: pool.submit(_prepare_kind, kind, count, seed) for kind in kinds}
-        return {kind: future.result() for kind, future in futures.items()}
+    try:
+        done = Parallel(n_jobs=workers, backend="loky")(
+            delayed(_prepare_kind)(kind, count, seed, mnist_test) for kind in kinds
+        )
+    except TerminatedWorkerError as exc:
+        raise WorkerDied(
+            "a worker process making the uploads was killed (out of memory?); "
+            "--real-world 0 skips the evaluation"
+        ) from exc
+    return dict(zip(kinds, done, strict=True))
 
 
-_MNIST_TEST: tuple[np.ndarray, np.ndarray] | None = None  # a worker's copy, sent once
-
-
-def _keep_mnist_test(mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
-    global _MNIST_TEST
-    _MNIST_TEST = mnist_test
+class WorkerDied(RuntimeError):
+    """A worker process of `prepare` died before it finished its kind."""
 
 
 def _prepare_kind(
-    kind: str, count: int, seed: int, mnist_test: tuple[np.ndarray, np.ndarray] | None = None
+    kind: str, count: int, seed: int, mnist_test: tuple[np.ndarray, np.ndarray]
 ) -> KindSamples:
-    test = mnist_test if mnist_test is not None else _MNIST_TEST
-    assert test is not None, "a worker process starts with _keep_mnist_test"
-    return read(list(uploads(kind, count, seed, test)))
+    return read(list(uploads(kind, count, seed, mnist_test)))
 
 
 def score(prepared: dict[str, KindSamples], predict: Predict) -> dict[str, float]:
