@@ -122,8 +122,9 @@ def prepare(
     however many processes make them.
 
     The workers are joblib's (loky): spawned, not forked (the caller may hold TensorFlow's
-    threads), handed the test images as a memory map, stopped on Ctrl-C and when this
-    process dies. They do not see this process's changes to module globals.
+    threads), handed the test images as a memory map, stopped on Ctrl-C or any other
+    exception here (`mnist-train` turns SIGTERM into one), not when this process is killed
+    outright. They do not see this process's changes to module globals.
     Errors: those of `uploads`, and WorkerDied when a worker process is killed (the
     operating system's out-of-memory killer, a signal)."""
     workers = min(MAX_PROCESSES if processes is None else processes, cpu_count(), len(kinds))
