@@ -67,7 +67,8 @@ lint: install
 
 # Two pytest-xdist workers: on one, the suite kept one of two cores busy (it waits on servers
 # and subprocesses) for 16 min; on two, 10.6 min. The trained stores are shared
-# (tests/conftest.py). One test alone: .venv/bin/pytest tests/...::test_name
+# (tests/conftest.py). One test alone, in one process:
+#   MNIST_DIR=../shared/data/mnist .venv/bin/pytest tests/...::test_name
 test: lint system-deps
 	$(BIN)/pytest --numprocesses 2
 
