@@ -28,6 +28,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def live_children(parent: int, command_part: bytes) -> list[int]:
+    """The live (not zombie) child processes of `parent` whose command line holds
+    `command_part` (/proc), sorted: a server's or a trainer's worker processes."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == parent and fields[0] != "Z" and command_part in command:
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
+
+
 TCP_LISTEN, TCP_TIME_WAIT = "0A", "06"  # states as /proc/net/tcp writes them
 
 

@@ -19,7 +19,14 @@ import pytest
 
 from tests.conftest import SeedRun
 from tests.keras_files import publish_layers, random_layers
-from tests.servers import TCP_LISTEN, Load, loopback_sockets, requests_by_worker, serve
+from tests.servers import (
+    TCP_LISTEN,
+    Load,
+    live_children,
+    loopback_sockets,
+    requests_by_worker,
+    serve,
+)
 from tests.uploads import gif_bomb, png, png_header_only
 from training.data import load_idx_dir
 from training.store import Store
@@ -192,16 +199,7 @@ def test_one_worker_counts_its_requests_in_metrics(tiny_store: Store, tmp_path: 
 def worker_pids(server_pid: int) -> list[int]:
     """The live worker processes uvicorn started for `server_pid` (its children spawned by
     multiprocessing; not its resource tracker)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            command = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue  # gone meanwhile
-        if int(fields[1]) == server_pid and fields[0] != "Z" and b"spawn_main" in command:
-            pids.append(int(stat.parent.name))
-    return sorted(pids)
+    return live_children(server_pid, b"spawn_main")
 
 
 def test_each_worker_listens_on_its_own_socket_and_takes_a_share(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SeedRun
+from tests.servers import live_children
 from training.store import Store
 
 
@@ -186,9 +187,7 @@ def test_best_recipe_on_real_mnist_reaches_99_percent(best_store: SeedRun) -> No
 
 def loky_workers(parent: int) -> list[int]:
     """The pids of the real-world evaluation's worker processes (joblib's loky) of `parent`."""
-    found = subprocess.run(["pgrep", "-P", str(parent), "-f", "popen_loky_posix"],
-                           capture_output=True, text=True)  # fmt: skip
-    return [int(pid) for pid in found.stdout.split()]
+    return live_children(parent, b"popen_loky_posix")
 
 
 def train_until_the_workers_start(mnist_dir: Path, store: Path) -> tuple[subprocess.Popen, list]:
