@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -19,6 +18,7 @@ from service.settings import Settings
 from tests.idx_files import synthetic_mnist, write_idx
 from tests.keras_files import publish_layers, random_layers
 from tests.s3 import S3Server, seaweedfs
+from tests.tools import mnist_train
 from training.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,10 +78,7 @@ def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, args: list
 
 
 def _train(root: Path, args: list[str]) -> SeedRun:
-    proc = subprocess.run(
-        [sys.executable, "-m", "training.cli", "--quiet", *args, "--store", str(root)],
-        capture_output=True, text=True, timeout=540,  # within pytest-timeout's 600 s
-    )  # fmt: skip
+    proc = mnist_train(*args, "--store", str(root), timeout=540)  # within pytest-timeout's 600
     return SeedRun(root, proc)
 
 

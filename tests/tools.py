@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -43,3 +45,14 @@ def require_module(name: str) -> ModuleType:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+def mnist_train(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`mnist-train --quiet ARGS` as a subprocess of this interpreter, its output captured;
+    `timeout` seconds at most (pytest-timeout stops a test at 600)."""
+    return subprocess.run(
+        [sys.executable, "-m", "training.cli", "--quiet", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -15,16 +15,8 @@ import pytest
 
 from tests.conftest import SeedRun
 from tests.servers import live_children
+from tests.tools import mnist_train
 from training.store import Store
-
-
-def mnist_train(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "training.cli", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import SeedRun
 from tests.keras_files import publish_layers, random_layers
 from tests.s3 import S3Server
-from tests.training.test_cli import mnist_train
+from tests.tools import mnist_train
 from training.pipeline import baseline
 from training.realworld.evaluation import KINDS, prepare, score
 from training.s3store import S3Store
