@@ -12,8 +12,8 @@ both text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from email.message import Message
+from typing import NamedTuple
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -21,10 +21,10 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from service.errors import BadRequestBody
 
 
-@dataclass(frozen=True)
-class Part:
+class Part(NamedTuple):
     """One part of a form: its field name, file name (None for a text field), declared
-    content type and bytes."""
+    content type and bytes. A tuple: a batch of 64 builds 64 of them (a frozen dataclass
+    took a tenth of the split, bench/)."""
 
     name: str
     filename: str | None
@@ -34,16 +34,14 @@ class Part:
     @property
     def is_file(self) -> bool:
         """Named as a file, or declared as an image."""
-        media = self.content_type.split(";", 1)[0].strip().lower()
-        return self.filename is not None or media.startswith("image/")
+        if self.filename is not None:
+            return True
+        return self.content_type.split(";", 1)[0].strip().lower().startswith("image/")
 
 
-@dataclass
-class _Collected:
-    """What the parser's callbacks gather for one part."""
-
-    headers: dict[bytes, bytes] = field(default_factory=dict)
-    data: list[bytes] = field(default_factory=list)
+# What the parser's callbacks gather for one part: its headers (lower-case names) and the
+# pieces of its data.
+_Collected = tuple[dict[bytes, bytes], list[bytes]]
 
 
 def parse_form(body: bytes, content_type: str, max_parts: int) -> list[Part]:
@@ -55,26 +53,26 @@ def parse_form(body: bytes, content_type: str, max_parts: int) -> list[Part]:
     if not boundary:
         raise BadRequestBody("the multipart Content-Type has no boundary parameter")
     collected: list[_Collected] = []
-    header = [bytearray(), bytearray()]  # the current header line's name and value
+    name: list[bytes] = []  # the pieces of the current header line's name and value
+    value: list[bytes] = []
     ended = []
 
     def on_part_begin() -> None:
         if len(collected) == max_parts:
             raise BadRequestBody(f"the form has more than {max_parts} parts")
-        collected.append(_Collected())
+        collected.append(({}, []))
 
     def on_header_end() -> None:
-        name, value = (bytes(piece) for piece in header)
-        collected[-1].headers[name.strip().lower()] = value.strip()
-        header[0].clear()
-        header[1].clear()
+        collected[-1][0][b"".join(name).strip().lower()] = b"".join(value).strip()
+        name.clear()
+        value.clear()
 
     callbacks = {
         "on_part_begin": on_part_begin,
-        "on_header_field": lambda data, start, end: header[0].extend(data[start:end]),
-        "on_header_value": lambda data, start, end: header[1].extend(data[start:end]),
+        "on_header_field": lambda data, start, end: name.append(data[start:end]),
+        "on_header_value": lambda data, start, end: value.append(data[start:end]),
         "on_header_end": on_header_end,
-        "on_part_data": lambda data, start, end: collected[-1].data.append(data[start:end]),
+        "on_part_data": lambda data, start, end: collected[-1][1].append(data[start:end]),
         "on_end": lambda: ended.append(True),
     }
     try:
@@ -85,19 +83,19 @@ def parse_form(body: bytes, content_type: str, max_parts: int) -> list[Part]:
         raise BadRequestBody(f"the multipart body is malformed: {exc}") from exc
     if not ended:
         raise BadRequestBody("the multipart body does not end with its closing boundary")
-    return [_part(part) for part in collected]
+    return [_part(headers, data) for headers, data in collected]
 
 
-def _part(collected: _Collected) -> Part:
-    disposition = collected.headers.get(b"content-disposition")
+def _part(headers: dict[bytes, bytes], data: list[bytes]) -> Part:
+    disposition = headers.get(b"content-disposition")
     if disposition is None:
         raise BadRequestBody("a form part has no Content-Disposition header")
     name, filename = _disposition(disposition)
     return Part(
-        name=_text(name),
-        filename=None if filename is None else _text(filename),
-        content_type=_text(collected.headers.get(b"content-type", b"")),
-        data=b"".join(collected.data),
+        _text(name),
+        None if filename is None else _text(filename),
+        _text(headers.get(b"content-type", b"")),
+        b"".join(data),
     )
 
 
