@@ -23,8 +23,9 @@ from service.errors import BadRequestBody
 
 class Part(NamedTuple):
     """One part of a form: its field name, file name (None for a text field), declared
-    content type and bytes. A tuple: a batch of 64 builds 64 of them (a frozen dataclass
-    took a tenth of the split, bench/)."""
+    content type and bytes. A tuple, and the callbacks gather into plain lists: a split of
+    64 parts took 1,282 us instead of 1,750 with dataclasses (fastest of 7 rounds,
+    bench/form_split.py; python-multipart's parser alone 757 us)."""
 
     name: str
     filename: str | None
