@@ -86,7 +86,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, help="override the recipe's random seed")
     p.add_argument("--train-limit", type=int, help="train on the first N images only (tests)")
     p.add_argument("--no-savedmodel", action="store_true", help="skip the SavedModel export")
-    p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no Keras progress bar (the one-line reports of each step still print)",
+    )
     p.add_argument(
         "--if-empty", action="store_true", help="do nothing if the store already holds a version"
     )
