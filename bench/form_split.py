@@ -53,14 +53,14 @@ def reference_forms(commit: str):  # noqa: ANN201 (a module)
         ["git", "-C", str(ROOT), "show", f"{commit}:service/forms.py"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    folder = Path(tempfile.mkdtemp(prefix="forms-"))
-    (folder / "forms_reference.py").write_text(source)
-    sys.path.insert(0, str(folder))
-    spec = importlib.util.find_spec("forms_reference")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["forms_reference"] = module
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory(prefix="forms-") as folder:
+        path = Path(folder) / "forms_reference.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("forms_reference", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["forms_reference"] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
     return module
 
 
