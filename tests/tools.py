@@ -1,4 +1,5 @@
-"""Find the external programs some integration tests need (installed by .ci/run)."""
+"""Find the external programs some integration tests need (installed by .ci/run), and run
+the training CLI as the tests do."""
 
 from __future__ import annotations
 
