@@ -84,6 +84,17 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for path in self.unix_sockets:
+            path.unlink(missing_ok=True)
+
+    @property
+    def unix_sockets(self) -> list[Path]:
+        """The sockets `weed mini` leaves in /tmp, named by our ports (a path built into
+        SeaweedFS for the gRPC ones; no flag moves them)."""
+        named = {"s3": "s3.port", "s3-grpc": "s3.port.grpc", "admin-grpc": "admin.port.grpc"}
+        return [
+            Path(f"/tmp/seaweedfs-{kind}-{self.ports[flag]}.sock") for kind, flag in named.items()
+        ]
 
     def start(self, timeout: float = 60) -> None:
         """Start (again, on the same ports and data) and wait until S3 answers."""
@@ -114,8 +125,9 @@ def seaweedfs(folder: Path, *flags: str) -> Iterator[S3Server]:
     folder.mkdir(parents=True, exist_ok=True)
     ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
     command = [
-        weed_binary(), "mini", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-master.telemetry=false", "-webdav=false",
+        # -logtostderr: its logs go to our log file instead of /tmp/weed.*
+        weed_binary(), "-logtostderr", "mini", f"-dir={folder}",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-webdav=false",
         *(f"-{flag}={port}" for flag, port in ports.items()), *flags,
     ]  # fmt: skip
     server = S3Server(
