@@ -28,7 +28,14 @@ MAX_REAL_WORLD = 1000  # uploads per kind; the UCI set has 1,797 digits
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags; MNIST_DIR, MNIST_STORE and PUSHGATEWAY_URL supply defaults."""
     p = argparse.ArgumentParser(prog="mnist-train", description=__doc__.splitlines()[0])
-    p.add_argument("--recipe", choices=sorted(RECIPES), default="seed")
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="seed",
+        help="hyper-parameters (training/recipes.py): seed is the course's (rmsprop, 5 epochs: "
+        "~30 s here, 97.8%%), best adds Adam, distortions and weight averaging (~1 min, 99.2%%), "
+        "max is best run 280 epochs (~10 min, 99.3%%); default: %(default)s",
+    )
     source = p.add_mutually_exclusive_group()
     source.add_argument(
         "--data-dir",
