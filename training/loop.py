@@ -10,6 +10,7 @@ model's own, so its schedule, step count and weight average behave as under `fit
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,9 +34,13 @@ def train_epochs(
 
     Returns the history `fit` would: loss and accuracy per epoch, and val_loss and
     val_accuracy when `validation` is given. Ends, like `fit`, by copying the optimiser's
-    weight average (if any) into the model.
+    weight average (if any) into the model. `verbose` is Keras's: 0 silent, 1 a progress bar
+    redrawn in place, 2 one line per epoch; "auto" is 1 on a terminal and 2 otherwise (Keras
+    redraws whenever the `posix` module is loaded, which filled log files with bars).
     """
-    verbose = 1 if verbose == "auto" else int(verbose)
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    verbose = int(verbose)
     model.optimizer.build(model.trainable_variables)
     run = _compiled_steps(model, batch_size)
     evaluate = _compiled_evaluation(model)

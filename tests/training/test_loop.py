@@ -84,3 +84,20 @@ def test_progress_bar_prints_epochs_and_scores(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "Epoch 1/2" in out and "Epoch 2/2" in out
     assert out.count("val_accuracy") == 2
+
+
+def test_auto_progress_is_one_line_per_epoch_off_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A log file gets each epoch's line once, not a bar redrawn with backspaces and \\r."""
+    seed_everything(7)
+    model = build_model()
+    recipe = Recipe(name="t", optimizer="adam", batch_size=32)
+    compile_model(model, recipe, steps=2 * -(-3000 // 32))
+    x, y = separable(3000)  # several graph calls an epoch: several bar updates on a terminal
+    train_epochs(model, epochs_of(x, y, 2), 2, 32, separable(64, 1), verbose="auto")
+    out = capsys.readouterr().out
+    assert "\r" not in out and "\b" not in out
+    assert [line.split(" - ")[0].strip() for line in out.splitlines()] == [
+        "Epoch 1/2", "94/94", "Epoch 2/2", "94/94"
+    ]  # fmt: skip
