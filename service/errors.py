@@ -22,10 +22,15 @@ class ServiceError(Exception):
 
 
 class UndecodableImage(ServiceError):
+    """An upload that is empty, truncated or corrupt, or not an image at all."""
+
     status, code = 400, "undecodable_image"
 
 
 class BadRequestBody(ServiceError):
+    """A multipart body that is malformed, has part headers over python-multipart's
+    limits, or has too many parts."""
+
     status, code = 400, "bad_request_body"
 
 
@@ -36,26 +41,40 @@ class InvalidInferenceRequest(ServiceError):
 
 
 class UnsupportedEncoding(ServiceError):
+    """A Content-Encoding the Open Inference Protocol's routes do not read."""
+
     status, code = 415, "unsupported_content_encoding"
 
 
 class ImageTooLarge(ServiceError):
+    """An image with more pixels than `--max-pixels`, or a side over the limit
+    (said by its header, before any pixel is decoded)."""
+
     status, code = 413, "image_too_large"
 
 
 class TooManyImages(ServiceError):
+    """A batch of more images than `--max-batch`."""
+
     status, code = 413, "too_many_images"
 
 
 class UnsupportedImage(ServiceError):
+    """A declared or detected type that is not PNG, JPEG, GIF, BMP or WebP (SVG,
+    TIFF, HEIC, text...), or a request with no Content-Type."""
+
     status, code = 415, "unsupported_media_type"
 
 
 class MissingImage(ServiceError):
+    """A form without its image field, or whose field is text, not a file."""
+
     status, code = 422, "missing_image"
 
 
 class BlankImage(ServiceError):
+    """An image in which no digit is found (`no_digit`)."""
+
     status, code = 422, "blank_image"
 
     @classmethod
@@ -68,15 +87,16 @@ class BlankImage(ServiceError):
         )
 
 
-class InvalidParameter(ServiceError):
-    status, code = 422, "invalid_request"
-
-
 class ModelNotFound(ServiceError):
+    """An Open Inference Protocol request for a model name this service does not
+    serve."""
+
     status, code = 404, "model_not_found"
 
 
 class VersionNotFound(ServiceError):
+    """A version number the store does not hold."""
+
     status, code = 404, "version_not_found"
 
 
@@ -87,10 +107,15 @@ class CardNotFound(ServiceError):
 
 
 class VersionUnavailable(ServiceError):
+    """A version that exists in the store but fails to load (bad files, a failed
+    verification)."""
+
     status, code = 409, "version_unavailable"
 
 
 class ModelNotReady(ServiceError):
+    """No version loaded yet, or a draining worker."""
+
     status, code = 503, "model_not_ready"
 
 
