@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from service.errors import ImageTooLarge, UndecodableImage, UnsupportedImage
+from service.imaging import decode as decode_module
 from service.imaging.decode import (
     MAX_JPEG_SCANS,
     MAX_JPEG_SEGMENTS,
@@ -242,6 +243,35 @@ def test_declared_pixels_reads_only_the_header() -> None:
     assert declared_pixels(encode(Image.new("RGB", (300, 200)), "JPEG")) == 60_000
     assert declared_pixels(gif_bomb(5000)) == 25_000_000
     assert declared_pixels(b"not an image") is None
+
+
+def test_declared_pixels_of_a_png_at_the_edges_of_its_header() -> None:
+    header = png_header_only(28, 28)
+    assert declared_pixels(header[:24]) == 784  # the signature, IHDR's length and type, W, H
+    # IHDR's fields are unsigned: a width over 2**31 is huge, never negative (is_small
+    # would take a negative count as small and decode the file on the event loop).
+    assert declared_pixels(png_header_only(2**31 + 1, 1)) == 2**31 + 1
+    # "IHDR" at byte 12 does not make a PNG without its signature.
+    assert declared_pixels(b"\0" * 12 + header[12:]) is None
+
+
+def test_plain_grey_pngs_skip_pillows_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MNIST digits saved as PNG are decoded by `png.plain_grey_pngs` together; only what
+    it cannot read goes through Pillow's file plugins, one by one."""
+    general: list[bytes] = []
+    original = decode_module._decode_with_pillow
+    monkeypatch.setattr(
+        decode_module,
+        "_decode_with_pillow",
+        lambda data, max_pixels: general.append(data) or original(data, max_pixels),
+    )
+    digits = [png(corner_mark()) for _ in range(3)]
+    bmp = encode(Image.fromarray(corner_mark()), "BMP")
+    results = decode_many([*digits, bmp], LIMIT)
+    assert general == [bmp]
+    for result in results:
+        assert isinstance(result, Picture)
+        np.testing.assert_array_equal(result.grey, results[-1].grey)
 
 
 def test_a_jpeg_repeating_a_scan_is_refused_before_decoding() -> None:

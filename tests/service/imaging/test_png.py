@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from service.imaging import png as png_module
 from service.imaging.png import declares_plain_grey, plain_grey_png, plain_grey_pngs
 from tests.uploads import png
 
@@ -177,6 +179,65 @@ def test_one_corrupt_file_does_not_spoil_the_others() -> None:
     assert (many[0] == 3).all() and (many[2] == 200).all()
 
 
+def _counting_decoder_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(width, height) of each call of Pillow's zlib + filter decoder from now on."""
+    calls: list[tuple[int, int]] = []
+    original = png_module._pixels
+
+    def counted(width: int, height: int, compressed: bytes) -> np.ndarray | None:
+        calls.append((width, height))
+        return original(width, height, compressed)
+
+    monkeypatch.setattr(png_module, "_pixels", counted)
+    return calls
+
+
+def test_files_of_one_width_are_unfiltered_in_one_decoder_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The point of `plain_grey_pngs`: one call per width for the files that inflate to
+    exactly their rows (each with a row of zeros before it); a file that does not, or is
+    alone at its width, is decoded alone, as are all when the stacked call fails."""
+    rng = np.random.default_rng(3)
+    digits = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(3)]
+    wide = [rng.integers(0, 256, (28, 40), dtype=np.uint8) for _ in range(2)]
+    datas = [
+        png(digits[0]), png(wide[0]), short_image_data(), png(digits[1]), png(wide[1]),
+        png(digits[2]), png(np.zeros((28, 13), np.uint8)),
+    ]  # fmt: skip
+    calls = _counting_decoder_calls(monkeypatch)
+    many = plain_grey_pngs(datas, **LIMITS)
+    assert sorted(calls) == [(13, 28), (28, 28), (28, 3 * 29), (40, 2 * 29)]
+    for data, pixels in zip(datas, many, strict=True):
+        np.testing.assert_array_equal(pixels, pillow(data))
+    np.testing.assert_array_equal(many[3], digits[1])
+
+
+def test_a_stream_inflating_past_its_rows_is_read_no_further(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 28x28 file whose image data inflates to 80 MB: `_scanlines` stops one byte past
+    the rows (a bounded inflate), so the batch never holds the 80 MB, and the file is
+    decoded alone, as Pillow would."""
+    header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
+    deflate = zlib.compressobj(9)
+    idat = b"".join(deflate.compress(bytes(1 << 20)) for _ in range(80)) + deflate.flush()
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
+    bomb += chunk(b"IEND", b"")
+    assert len(bomb) < 100_000
+    datas = [png(np.full((28, 28), 9, np.uint8)), bomb, png(np.full((28, 28), 7, np.uint8))]
+    calls = _counting_decoder_calls(monkeypatch)
+    tracemalloc.start()
+    try:
+        many = plain_grey_pngs(datas, **LIMITS)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+    assert sorted(calls) == [(28, 28), (28, 2 * 29)]
+    assert [int(pixels.max()) for pixels in many] == [9, 0, 7]
+
+
 @settings(max_examples=400, deadline=None)
 @given(data=st.data())
 def test_mutated_plain_pngs_read_as_pillow_reads_them_or_not_at_all(data: st.DataObject) -> None:
@@ -220,6 +281,7 @@ def test_the_header_of_an_mnist_digit_declares_a_plain_grey_28x28_png() -> None:
     digit = _saved(Image.new("L", (28, 28)))
     assert declares_plain_grey(digit, 28, 28)
     assert not declares_plain_grey(digit, 28, 29)
+    assert declares_plain_grey(digit[:33], 28, 28)  # the signature and IHDR: all it reads
     assert not declares_plain_grey(digit[:32], 28, 28)  # the header cut short
 
 
