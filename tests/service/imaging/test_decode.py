@@ -253,6 +253,8 @@ def test_declared_pixels_of_a_png_at_the_edges_of_its_header() -> None:
     assert declared_pixels(png_header_only(2**31 + 1, 1)) == 2**31 + 1
     # "IHDR" at byte 12 does not make a PNG without its signature.
     assert declared_pixels(b"\0" * 12 + header[12:]) is None
+    # Nor is a format the service refuses read for its size.
+    assert declared_pixels(encode(Image.new("L", (30, 20)), "TIFF")) is None
 
 
 def test_plain_grey_pngs_skip_pillows_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
