@@ -22,6 +22,16 @@ STEPS_PER_CALL = 64  # batches per graph call: Python's share is negligible beyo
 _SCORES = ["loss", "accuracy", "val_loss", "val_accuracy"]  # shown as given, not averaged
 
 
+def progress_verbosity(verbose: int | str) -> int:
+    """Keras's `verbose` (0 silent, 1 a progress bar redrawn in place, 2 one line per epoch)
+    with "auto" made 1 on a terminal and 2 otherwise: Keras's own "auto" is always 1, and its
+    bar redraws whenever the `posix` module is loaded, which filled log files with bars."""
+    if verbose != "auto":
+        return int(verbose)
+    isatty = getattr(sys.stdout, "isatty", None)
+    return 1 if isatty is not None and isatty() else 2
+
+
 def train_epochs(
     model: keras.Model,
     epochs: Iterable[tuple[np.ndarray, np.ndarray]],
@@ -34,13 +44,9 @@ def train_epochs(
 
     Returns the history `fit` would: loss and accuracy per epoch, and val_loss and
     val_accuracy when `validation` is given. Ends, like `fit`, by copying the optimiser's
-    weight average (if any) into the model. `verbose` is Keras's: 0 silent, 1 a progress bar
-    redrawn in place, 2 one line per epoch; "auto" is 1 on a terminal and 2 otherwise (Keras
-    redraws whenever the `posix` module is loaded, which filled log files with bars).
+    weight average (if any) into the model. `verbose`: as `progress_verbosity` takes it.
     """
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
-    verbose = int(verbose)
+    verbose = progress_verbosity(verbose)
     model.optimizer.build(model.trainable_variables)
     run = _compiled_steps(model, batch_size)
     evaluate = _compiled_evaluation(model)

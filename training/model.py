@@ -17,7 +17,7 @@ import tensorflow as tf
 from training.augment import distort, elastic_bank
 from training.data import IMAGE_SIDE, NUM_CLASSES
 from training.degrade import degrade
-from training.loop import train_epochs
+from training.loop import progress_verbosity, train_epochs
 from training.recipes import Augmentation, Recipe
 
 INPUT_SIZE = IMAGE_SIDE * IMAGE_SIDE
@@ -125,7 +125,8 @@ def fit(
     """Train on uint8 images and integer labels; returns the per-epoch history.
 
     Without augmentation this is the course's `model.fit`. With it, each epoch is a new draw
-    of distorted digits, trained on by the compiled loop of `training.loop`.
+    of distorted digits, trained on by the compiled loop of `training.loop`. `verbose`: as
+    `training.loop.progress_verbosity` takes it ("auto": a bar on a terminal, else a line).
     """
     order = np.random.default_rng(recipe.seed).permutation(len(x))
     n_val = int(len(x) * recipe.validation_split)
@@ -134,6 +135,7 @@ def fit(
     steps = recipe.epochs * math.ceil(len(train) / recipe.batch_size)
     compile_model(model, recipe, steps)
     validation = (to_inputs(x[val]), y_onehot[val]) if n_val else None
+    verbose = progress_verbosity(verbose)
     if not recipe.augmentation.enabled:
         history = model.fit(
             to_inputs(x[train]),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Iterator
 
 import keras
 import numpy as np
 import pytest
 
-from training.loop import STEPS_PER_CALL, train_epochs
+from training.loop import STEPS_PER_CALL, progress_verbosity, train_epochs
 from training.model import build_model, compile_model, seed_everything
 from training.recipes import Recipe
 
@@ -101,3 +103,18 @@ def test_auto_progress_is_one_line_per_epoch_off_a_terminal(
     assert [line.split(" - ")[0].strip() for line in out.splitlines()] == [
         "Epoch 1/2", "94/94", "Epoch 2/2", "94/94"
     ]  # fmt: skip
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auto_progress_is_the_redrawn_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+    assert progress_verbosity("auto") == 1
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert progress_verbosity("auto") == 2
+    monkeypatch.setattr(sys, "stdout", None)  # pythonw, or a closed stream: no terminal
+    assert progress_verbosity("auto") == 2
+    assert [progress_verbosity(v) for v in (0, 1, 2, "1")] == [0, 1, 2, 1]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
-from training.model import augmented_epochs, build_model
+from training.model import augmented_epochs, build_model, fit, seed_everything
 from training.recipes import Augmentation, Recipe
 
 
@@ -39,3 +40,18 @@ def test_distorted_share_of_each_epoch() -> None:
     clean = images.reshape(1000, 784).astype(np.float32) / 255
     assert not np.isclose(first[0], clean).all(axis=1).any()  # every image distorted
     np.testing.assert_array_equal(last[0], clean)  # none
+
+
+def test_the_courses_fit_prints_one_line_per_epoch_off_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The seed recipe trains with Keras's own `model.fit`: its "auto" would redraw a bar
+    with \\r and backspaces into a log file (the compose trainer's, make run's)."""
+    seed_everything(1)
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (600, 28, 28), dtype=np.uint8)
+    history = fit(build_model(), x, rng.integers(0, 10, 600), Recipe(name="t", epochs=2))
+    out = capsys.readouterr().out
+    assert len(history["loss"]) == 2
+    assert "\r" not in out and "\b" not in out and "\x1b" not in out
+    assert out.count("Epoch ") == 2 and out.count("val_accuracy") == 2
