@@ -3,11 +3,14 @@ the training CLI as the tests do."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
 import subprocess
 import sys
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -57,3 +60,22 @@ def mnist_train(*args: str, timeout: float = 600) -> subprocess.CompletedProcess
         text=True,
         timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def traced_peak() -> Iterator[list[int]]:
+    """The most bytes Python allocated at once inside the block, beyond what was allocated
+    when it began, in the list it yields (filled on exit). Works when tracing is already on
+    (`-X tracemalloc`, PYTHONTRACEMALLOC), which it then leaves on."""
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    start = tracemalloc.get_traced_memory()[0]
+    peak: list[int] = []
+    try:
+        yield peak
+        peak.append(tracemalloc.get_traced_memory()[1] - start)
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()

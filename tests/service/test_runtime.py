@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.keras_files import (
     write_keras,
     write_keras_declaring,
 )
+from tests.tools import traced_peak
 
 
 def test_forward_pass_matches_a_hand_computation(tmp_path: Path) -> None:
@@ -84,14 +84,9 @@ def test_shapes_are_checked_from_the_metadata_before_any_weight_is_read(
 ) -> None:
     write_keras_declaring(tmp_path / "m.keras", shape)
     assert (tmp_path / "m.keras").stat().st_size < 64 * 1024
-    tracemalloc.start()
-    try:
-        with pytest.raises(UnsupportedModel, match=message):
-            load_keras(tmp_path / "m.keras")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * 1024 * 1024
+    with traced_peak() as peak, pytest.raises(UnsupportedModel, match=message):
+        load_keras(tmp_path / "m.keras")
+    assert peak[0] < 8 * 1024 * 1024
 
 
 def test_weights_that_are_not_floats_are_refused(tmp_path: Path) -> None:

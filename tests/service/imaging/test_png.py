@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import tracemalloc
 import zlib
 
 import numpy as np
@@ -15,6 +14,7 @@ from PIL import Image
 
 from service.imaging import png as png_module
 from service.imaging.png import declares_plain_grey, plain_grey_png, plain_grey_pngs
+from tests.tools import traced_peak
 from tests.uploads import png
 
 LIMITS = {"max_side": 512, "max_pixels": 512 * 512}
@@ -227,13 +227,9 @@ def test_a_stream_inflating_past_its_rows_is_read_no_further(
     assert len(bomb) < 100_000
     datas = [png(np.full((28, 28), 9, np.uint8)), bomb, png(np.full((28, 28), 7, np.uint8))]
     calls = _counting_decoder_calls(monkeypatch)
-    tracemalloc.start()
-    try:
+    with traced_peak() as peak:
         many = plain_grey_pngs(datas, **LIMITS)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 4 << 20
+    assert peak[0] < 4 << 20
     assert sorted(calls) == [(28, 28), (28, 2 * 29)]
     assert [int(pixels.max()) for pixels in many] == [9, 0, 7]
 
