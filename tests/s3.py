@@ -89,9 +89,13 @@ class S3Server:
 
     @property
     def unix_sockets(self) -> list[Path]:
-        """The sockets `weed mini` leaves in /tmp, named by our ports (a path built into
-        SeaweedFS for the gRPC ones; no flag moves them)."""
-        named = {"s3": "s3.port", "s3-grpc": "s3.port.grpc", "admin-grpc": "admin.port.grpc"}
+        """The sockets `weed mini` makes in /tmp, named by our ports (paths built into
+        SeaweedFS for the gRPC ones). It removes some itself on SIGTERM, none on SIGKILL."""
+        named = {
+            "s3": "s3.port", "s3-grpc": "s3.port.grpc", "admin-grpc": "admin.port.grpc",
+            "filer": "filer.port", "filer-grpc": "filer.port.grpc",
+            "master-grpc": "master.port.grpc", "volume-grpc": "volume.port.grpc",
+        }  # fmt: skip
         return [
             Path(f"/tmp/seaweedfs-{kind}-{self.ports[flag]}.sock") for kind, flag in named.items()
         ]
@@ -133,8 +137,8 @@ def seaweedfs(folder: Path, *flags: str) -> Iterator[S3Server]:
     server = S3Server(
         f"http://127.0.0.1:{ports['s3.port']}", None, folder, command, folder / "weed.log", ports
     )  # type: ignore[arg-type]
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()
