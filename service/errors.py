@@ -47,14 +47,14 @@ class UnsupportedEncoding(ServiceError):
 
 
 class ImageTooLarge(ServiceError):
-    """An image with more pixels than `--max-pixels`, or a side over the limit
-    (said by its header, before any pixel is decoded)."""
+    """An image with more pixels than `--max-pixels` or a side over the limit (read from
+    its header, before any pixel is decoded), or a JPEG with too many scans or segments."""
 
     status, code = 413, "image_too_large"
 
 
 class TooManyImages(ServiceError):
-    """A batch of more images than `--max-batch`."""
+    """A /v1/predict/batch request with more images than `--max-batch`."""
 
     status, code = 413, "too_many_images"
 
@@ -107,8 +107,8 @@ class CardNotFound(ServiceError):
 
 
 class VersionUnavailable(ServiceError):
-    """A version that exists in the store but fails to load (bad files, a failed
-    verification)."""
+    """A version that exists in the store but cannot be served now: it fails to load (bad
+    files, a failed verification) or its files cannot be read."""
 
     status, code = 409, "version_unavailable"
 

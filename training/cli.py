@@ -32,9 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--recipe",
         choices=sorted(RECIPES),
         default="seed",
-        help="hyper-parameters (training/recipes.py): seed is the course's (rmsprop, 5 epochs: "
-        "~30 s here, 97.8%%), best adds Adam, distortions and weight averaging (~1 min, 99.2%%), "
-        "max is best run 280 epochs (~10 min, 99.3%%); default: %(default)s",
+        help="hyper-parameters (training/recipes.py), fitting times on two CPU cores: seed is "
+        "the course's (rmsprop, 5 epochs: ~30 s, 97.8%%), best adds Adam, distortions and weight "
+        "averaging (1-2.5 min, 99.2%%), max is best run 280 epochs (8-10 min, 99.3%%); "
+        "default: %(default)s",
     )
     source = p.add_mutually_exclusive_group()
     source.add_argument(
