@@ -51,7 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a folder, or s3://BUCKET/PREFIX (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
         "AWS_SECRET_ACCESS_KEY, AWS_REGION configure it); default: $MNIST_STORE, else models",
     )
-    p.add_argument("--name", default="mnist", help="model name: the folder inside the store")
+    p.add_argument(
+        "--name",
+        default="mnist",
+        help="model name: the folder inside the store (default: %(default)s)",
+    )
     p.add_argument(
         "--min-accuracy",
         type=fraction,

@@ -24,7 +24,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--store", default=default_store, help="a folder, or s3://BUCKET/PREFIX (AWS_* variables)"
     )
-    p.add_argument("--name", default="mnist", help="model name: the folder inside the store")
+    p.add_argument(
+        "--name",
+        default="mnist",
+        help="model name: the folder inside the store (default: %(default)s)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="versions, their accuracy, and the aliases naming them")
     show = sub.add_parser("show", help="a version in a few lines (--json: its whole manifest)")
