@@ -29,9 +29,15 @@ KSERVE_WHEEL := $(VENV)/share/kserve/kserve-$(KSERVE_VERSION)-py3-none-any.whl
 
 install: $(VENV)/.installed $(COMPOSE) $(KSERVE_WHEEL)
 
-$(VENV)/.installed: pyproject.toml deploy/lint/package-lock.json
+# What `make run` and `make train` need: the service and the training pipeline, no test
+# tools (those add 0.7 GB, half a minute and npm).
+$(VENV)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[serve,train]'
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-run deploy/lint/package-lock.json
 	$(BIN)/python -m pip install --quiet -e '.[serve,train,dev]'
 	npm ci --prefix deploy/lint --no-audit --no-fund --silent
 	touch $@
@@ -73,13 +79,13 @@ test: lint system-deps
 	$(BIN)/pytest --numprocesses 2
 
 # Train the seed recipe when the store has no version yet, then serve on $(PORT).
-run: install
+run: $(VENV)/.installed-run
 	@if [ -z "$$($(BIN)/mnist-models --store $(STORE) list | grep -E '^ +[0-9]+ ')" ]; then \
 		$(BIN)/mnist-train --recipe seed --store $(STORE) --promote production; \
 	fi
 	$(BIN)/mnist-serve --store $(STORE) --port $(PORT)
 
-train: install
+train: $(VENV)/.installed-run
 	$(BIN)/mnist-train --recipe best --store $(STORE) --promote production
 
 clean:
