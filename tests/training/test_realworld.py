@@ -11,6 +11,11 @@ versions. Full figures are in BENCHMARKS.md (issue 13) and the issues' notes.
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
+import sys
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -18,9 +23,16 @@ import numpy as np
 import pytest
 
 from bench import wild
-from tests.conftest import SeedRun
+from tests.conftest import REPO, SeedRun
 from tests.uploads import png
-from training.realworld.evaluation import KINDS, NO_DIGIT, Upload, prepare, read, score
+from training.realworld.evaluation import (
+    KINDS,
+    NO_DIGIT,
+    Upload,
+    prepare,
+    read,
+    score,
+)
 from training.store import Store
 
 # Floors per kind (100 uploads a kind); the table kinds of issue 13 at the top. Measured
@@ -129,3 +141,55 @@ def test_an_unknown_kind_is_refused_from_a_worker_process_too() -> None:
     mnist_test = (np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64))
     with pytest.raises(KeyError, match="unknown kind 'sketch'"):
         prepare(["mnist", "sketch"], 1, 0, mnist_test, processes=2)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; whoever adopted it reaps it
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_worker_processes_exit_soon_after_their_parent_is_killed() -> None:
+    # They used to block for good writing their results to a pipe nobody read any more.
+    script = (
+        "import numpy as np\n"
+        "from training.realworld.evaluation import prepare\n"
+        "digits = np.zeros((30, 28, 28), np.uint8)\n"
+        "digits[:, 6:22, 12:16] = 255\n"
+        "test = (digits, np.ones(30, np.int64))\n"
+        "prepare(['clean_photo', 'uci', 'typed', 'paint_28'] * 1000, 5, 0, test, processes=2)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers := _children(parent.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)  # two workers and loky's resource tracker
+        assert len(workers) >= 3, f"prepare started {workers} only"
+        time.sleep(8)  # past their start-up (a worker that cannot read its start exits at once)
+        assert parent.poll() is None, "prepare ended before it could be killed"
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while (alive := [p for p in workers if _running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in alive:  # not left behind for the rest of the suite
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"worker processes {alive} outlived their killed parent"
