@@ -10,10 +10,7 @@ exactly the same uploads.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -25,6 +22,7 @@ from service.errors import ServiceError
 from service.imaging.decode import decode_many
 from service.imaging.mnist import to_mnist_many
 from training.realworld import uploads as made
+from training.realworld.parent_death import die_with_parent
 
 # Every kind of bench/README's table; the first are made from MNIST test digits, `pen_drawn`
 # from strokes as people draw each digit, `typed` from DejaVu fonts, `uci` from scikit-learn's
@@ -128,8 +126,8 @@ def prepare(
     The workers are joblib's (loky): spawned, not forked (the caller may hold TensorFlow's
     threads), handed the test images as a memory map, stopped on Ctrl-C or any other
     exception here (`mnist-train` turns SIGTERM into one), and on Linux killed with it when
-    it is killed outright (`die_with_parent`). They do not see this process's changes to
-    module globals.
+    it is killed outright (`parent_death.die_with_parent`; call `prepare` from the main
+    thread). They do not see this process's changes to module globals.
     Errors: those of `uploads`, and WorkerDied when a worker process is killed (the
     operating system's out-of-memory killer, a signal)."""
     workers = min(MAX_PROCESSES if processes is None else processes, cpu_count(), len(kinds))
@@ -145,27 +143,6 @@ def prepare(
             "--real-world 0 skips the evaluation"
         ) from exc
     return dict(zip(kinds, done, strict=True))
-
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def die_with_parent(parent: int) -> None:
-    """A worker process's initializer: on Linux, have the kernel send this process SIGKILL
-    when `parent` (the pid that started it) dies, and exit at once if it already has
-    (prctl(2), PR_SET_PDEATHSIG). Elsewhere nothing.
-
-    loky's workers do not notice their parent's death: a SIGKILLed `mnist-train` (the
-    out-of-memory killer, a job's deadline) left them blocked for good writing results to
-    a pipe nobody reads, each holding up to ~260 MB (loky PR #360 fixed only the idle
-    path). The standard library has no binding for prctl, hence ctypes."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:  # it died before the signal was armed
-        os._exit(1)
 
 
 class WorkerDied(RuntimeError):
