@@ -22,7 +22,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mnist-models", description=__doc__)
     default_store = os.environ.get("MNIST_STORE") or "models"
     p.add_argument(
-        "--store", default=default_store, help="a folder, or s3://BUCKET/PREFIX (AWS_* variables)"
+        "--store",
+        default=default_store,
+        help="a folder, or s3://BUCKET/PREFIX (AWS_* variables); default: $MNIST_STORE, else "
+        "models",
     )
     p.add_argument(
         "--name",
@@ -36,9 +39,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     show.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
     promote = sub.add_parser("promote", help="point an alias at a version")
     promote.add_argument("version", type=int)
-    promote.add_argument("--alias", default="production")
+    promote.add_argument(
+        "--alias", default="production", help="the alias to move (default: %(default)s)"
+    )
     rollback = sub.add_parser("rollback", help="point an alias back at its previous version")
-    rollback.add_argument("--alias", default="production")
+    rollback.add_argument(
+        "--alias", default="production", help="the alias to move back (default: %(default)s)"
+    )
     promote.add_argument(
         "--force",
         action="store_true",
