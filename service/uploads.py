@@ -12,6 +12,8 @@ ACCEPTED = (
     "multipart/form-data with a field 'file', or the image itself as the body (image/png, "
     "image/jpeg, image/gif, image/bmp or image/webp)"
 )
+ACCEPTED_BATCH = "multipart/form-data with one field 'files' per image"
+FORMATS = "PNG, JPEG, GIF, BMP or WebP"
 MAX_FIELDS = 16  # text fields a form may carry besides its files
 
 
@@ -20,12 +22,17 @@ def _media(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def _check_declared_type(content_type: str, what: str) -> None:
+def refused_type(content_type: str, what: str, accepted: str) -> UnsupportedImage | None:
+    """The 415 for `what` (a request body, a form part) declared as `content_type`: an image
+    format we do not read, or no image at all (a hint to send `accepted`); None for an
+    image type we read, a generic one (application/octet-stream: the bytes decide) or none.
+    One wording for both prediction routes."""
     media = _media(content_type)
     if media in REFUSED_IMAGE_TYPES:
-        raise UnsupportedImage(f"{what} is {media}: send PNG, JPEG, GIF, BMP or WebP")
+        return UnsupportedImage(f"{what} is {media}: send {FORMATS}")
     if media and not media.startswith(RAW_TYPES):
-        raise UnsupportedImage(f"{what} is {media!r}, not an image: send {ACCEPTED}")
+        return UnsupportedImage(f"{what} is {media!r}, not an image: send {accepted}")
+    return None
 
 
 def _is_multipart(content_type: str) -> bool:
@@ -42,19 +49,29 @@ def single_image(content_type: str, body: bytes) -> tuple[str | None, bytes]:
             raise MissingImage(f"multipart field 'file' is missing (fields sent: {fields})")
         if not upload.is_file:
             raise MissingImage("multipart field 'file' must be a file upload, not text")
-        _check_declared_type(upload.content_type, f"the part 'file' ({upload.filename})")
+        refused = refused_type(upload.content_type, _part("file", upload), FORMATS)
+        if refused:
+            raise refused
         return upload.filename, upload.data
     if not content_type:
         raise UnsupportedImage(f"the request has no Content-Type: send {ACCEPTED}")
-    _check_declared_type(content_type, "the request body")
+    refused = refused_type(content_type, "the request body", ACCEPTED)
+    if refused:
+        raise refused
     return None, body
 
 
-def batch_images(content_type: str, body: bytes, max_batch: int) -> list[tuple[str | None, bytes]]:
-    """(file name, bytes) of each file in the multipart field `files`, in order."""
+def batch_images(
+    content_type: str, body: bytes, max_batch: int
+) -> list[tuple[str | None, bytes | UnsupportedImage]]:
+    """(file name, bytes) of each file in the multipart field `files`, in order; in place of
+    the bytes, the 415 of a file declared as a type we do not read (`refused_type`, as
+    /v1/predict words it), which costs the other files nothing."""
     if not _is_multipart(content_type):
+        if not content_type:
+            raise UnsupportedImage(f"the request has no Content-Type: send {ACCEPTED_BATCH}")
         raise UnsupportedImage(
-            f"a batch must be multipart/form-data with fields 'files', not {content_type!r}"
+            f"the request body is {_media(content_type)!r}: send {ACCEPTED_BATCH}"
         )
     parts = parse_form(body, content_type, max_parts=max_batch * 4 + MAX_FIELDS)
     uploads: list[Part] = [p for p in parts if p.name == "files" and p.is_file]
@@ -62,4 +79,11 @@ def batch_images(content_type: str, body: bytes, max_batch: int) -> list[tuple[s
         raise MissingImage("multipart field 'files' is missing: send one part per image")
     if len(uploads) > max_batch:
         raise TooManyImages(f"{len(uploads)} images sent; a batch holds at most {max_batch}")
-    return [(u.filename, u.data) for u in uploads]
+    return [
+        (u.filename, refused_type(u.content_type, _part("files", u), FORMATS) or u.data)
+        for u in uploads
+    ]
+
+
+def _part(field: str, part: Part) -> str:
+    return f"the part {field!r} ({part.filename})"

@@ -208,6 +208,53 @@ def test_batch_answers_as_single_requests_do(client: TestClient) -> None:
     assert [r["error"] for r in results] == [None, "blank_image", None, None, None, None]
 
 
+def test_a_text_file_is_refused_alike_alone_and_in_a_batch(client: TestClient) -> None:
+    alone = client.post("/v1/predict", files={"file": ("notes.txt", b"hi", "text/plain")})
+    assert alone.status_code == 415
+    files = [
+        ("files", ("a.png", digit_png(), "image/png")),
+        ("files", ("notes.txt", b"hi", "text/plain")),
+        ("files", ("b.svg", b"<svg/>", "image/svg+xml")),
+    ]
+    results = client.post("/v1/predict/batch", files=files).json()["results"]
+    assert results[0]["error"] is None and results[0]["prediction"]["digit"] in range(10)
+    assert results[1]["error"] == alone.json()["error"] == "unsupported_media_type"
+    assert results[1]["detail"] == alone.json()["detail"].replace("'file'", "'files'")
+    assert results[1]["detail"] == (
+        "the part 'files' (notes.txt) is 'text/plain', not an image: send PNG, JPEG, GIF, "
+        "BMP or WebP"
+    )
+    assert results[2]["error"] == "unsupported_media_type"
+    assert results[2]["detail"] == "the part 'files' (b.svg) is image/svg+xml: send PNG, " + (
+        "JPEG, GIF, BMP or WebP"
+    )
+
+
+def test_a_batch_of_refused_files_only_answers_each(client: TestClient) -> None:
+    files = [("files", (f"{n}.txt", b"hi", "text/plain")) for n in range(2)]
+    response = client.post("/v1/predict/batch", files=files)
+    assert response.status_code == 200
+    assert [r["error"] for r in response.json()["results"]] == ["unsupported_media_type"] * 2
+
+
+def test_no_content_type_is_worded_alike_by_both_routes(client: TestClient) -> None:
+    alone = client.post("/v1/predict", content=b"")
+    batch = client.post("/v1/predict/batch", content=b"")
+    assert alone.status_code == batch.status_code == 415
+    assert alone.json()["error"] == batch.json()["error"] == "unsupported_media_type"
+    assert alone.json()["detail"].startswith("the request has no Content-Type: send ")
+    assert batch.json()["detail"] == (
+        "the request has no Content-Type: send multipart/form-data with one field 'files' per image"
+    )
+    raw = client.post(
+        "/v1/predict/batch", content=digit_png(), headers={"content-type": "image/png"}
+    )
+    assert raw.status_code == 415
+    assert raw.json()["detail"] == (
+        "the request body is 'image/png': send multipart/form-data with one field 'files' per image"
+    )
+
+
 def test_batch_over_the_limit_is_413(tiny_store: Store, make_client: MakeClient) -> None:
     client = make_client(tiny_store, max_batch=2)
     files = [("files", (f"{i}.png", digit_png(), "image/png")) for i in range(3)]
