@@ -14,6 +14,18 @@ ACCEPTED = (
 )
 ACCEPTED_BATCH = "multipart/form-data with one field 'files' per image"
 FORMATS = "PNG, JPEG, GIF, BMP or WebP"
+# Declared types read as they are, as clients send them (no parameters): the usual case.
+READ_TYPES = frozenset(
+    (
+        "",
+        "application/octet-stream",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/bmp",
+        "image/webp",
+    )
+)
 MAX_FIELDS = 16  # text fields a form may carry besides its files
 
 
@@ -49,7 +61,7 @@ def single_image(content_type: str, body: bytes) -> tuple[str | None, bytes]:
             raise MissingImage(f"multipart field 'file' is missing (fields sent: {fields})")
         if not upload.is_file:
             raise MissingImage("multipart field 'file' must be a file upload, not text")
-        refused = refused_type(upload.content_type, _part("file", upload), FORMATS)
+        refused = _refused_part("file", upload)
         if refused:
             raise refused
         return upload.filename, upload.data
@@ -79,11 +91,12 @@ def batch_images(
         raise MissingImage("multipart field 'files' is missing: send one part per image")
     if len(uploads) > max_batch:
         raise TooManyImages(f"{len(uploads)} images sent; a batch holds at most {max_batch}")
-    return [
-        (u.filename, refused_type(u.content_type, _part("files", u), FORMATS) or u.data)
-        for u in uploads
-    ]
+    return [(u.filename, _refused_part("files", u) or u.data) for u in uploads]
 
 
-def _part(field: str, part: Part) -> str:
-    return f"the part {field!r} ({part.filename})"
+def _refused_part(field: str, part: Part) -> UnsupportedImage | None:
+    """`refused_type` of a form part; the usual declared types (READ_TYPES) are looked up,
+    not parsed: a batch has up to 64 parts."""
+    if part.content_type in READ_TYPES:
+        return None
+    return refused_type(part.content_type, f"the part {field!r} ({part.filename})", FORMATS)
