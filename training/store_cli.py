@@ -54,8 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     verify = sub.add_parser("verify", help="check files against manifest checksums")
     verify.add_argument("version", type=int, nargs="?")
-    prune = sub.add_parser("prune", help="delete old versions (never aliased ones)")
-    prune.add_argument("--keep", type=int, required=True)
+    prune = sub.add_parser(
+        "prune",
+        help="delete old versions (never aliased ones) and what killed publishes left behind",
+    )
+    prune.add_argument(
+        "--keep", type=int, required=True, help="the newest versions to keep (required; >= 1)"
+    )
     return p.parse_args(argv)
 
 
@@ -160,6 +165,8 @@ def cmd_rollback(store: AnyStore, args: argparse.Namespace) -> int:
 def cmd_verify(store: AnyStore, args: argparse.Namespace) -> int:
     """Checksums of one or all versions; exit 1 if any file does not match."""
     versions = [args.version] if args.version is not None else store.versions()
+    if not versions:
+        print(f"no versions in {store.location}")
     failed = 0
     for version in versions:
         problems = store.verify(version)

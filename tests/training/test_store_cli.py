@@ -44,8 +44,11 @@ def test_list_shows_versions_accuracy_and_aliases(
     assert len(lines) == 5
 
 
-def test_list_of_an_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--store", str(tmp_path), "list"]) == 0
+@pytest.mark.parametrize("command", ["list", "verify"])
+def test_an_empty_store_says_so(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--store", str(tmp_path), command]) == 0
     assert capsys.readouterr().out.startswith("no versions in ")
 
 
