@@ -87,9 +87,13 @@ def promotion(
             f"real-world uploads read worse than version {version}'s by more than "
             f"{kind_tolerance * 100:g} points: {listed}; {alias!r} stays on {version}",
         )
-    on = " and on every kind of real-world upload" if compared else ""
+    kinds = (
+        f"; no kind of real-world upload worse by more than {kind_tolerance * 100:g} points"
+        if compared
+        else ""
+    )
     return Decision(
         True,
-        f"test accuracy {accuracy:.4f} is within {tolerance} of or above version {version}'s "
-        f"{current.accuracy:.4f}{on}",
+        f"test accuracy {accuracy:.4f} against version {version}'s {current.accuracy:.4f}, "
+        f"not worse by more than {tolerance}{kinds}",
     )
