@@ -24,8 +24,8 @@ def die_with_parent(parent: int) -> None:
     """A worker process's initializer: on Linux, have the kernel send this process SIGKILL
     when the thread that spawned it exits (with its process, `parent`, when that is the
     main thread: call the pool from the main thread), and exit at once if `parent` is
-    already gone. Elsewhere, or when prctl is unavailable or fails, a warning on Linux and
-    nothing more: the worker then runs as before, without the signal. Raises nothing."""
+    already gone. Elsewhere nothing. When prctl is missing or refuses, a warning, and the
+    worker runs on without the signal, as it would have before. Raises nothing."""
     if not sys.platform.startswith("linux"):
         return
     try:
