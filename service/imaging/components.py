@@ -137,7 +137,9 @@ def _encloses(
     if not inside:
         return False
     own = (labels[top : top + tall, left : left + wide] == index).astype(np.uint8)
-    reach = np.pad(1 - own, 1)  # the box's background, with a ring around it to start from
+    # The box's background with a ring of background around it, filled from the ring: what
+    # stays 1 is background the outside cannot reach, a hole.
+    reach = np.pad(1 - own, 1, constant_values=1)
     cv2.floodFill(reach, None, (0, 0), 2)
     holes = reach[1:-1, 1:-1] == 1
     return any(holes[int(centres[j][1]) - top, int(centres[j][0]) - left] for j in inside)

@@ -21,6 +21,7 @@ from service.imaging.mnist import (
     plain_digit,
     plain_digits,
     stroke_width,
+    tight,
     to_mnist_many,
     true_resolution,
 )
@@ -115,6 +116,34 @@ def test_normalise_strokes_brings_widths_into_mnist_range() -> None:
     np.testing.assert_array_equal(normalise_strokes(usual), usual)
 
 
+def test_strokes_are_brought_to_about_mnists_width_and_full_intensity() -> None:
+    thin = np.zeros((MID, MID), np.float32)
+    thin[:, 40:42] = 1.0  # a 2 px pen
+    widened = normalise_strokes(thin)
+    assert 6 <= np.count_nonzero(widened[len(widened) // 2] > 0.5) <= 8  # TARGET: 7 px
+    thick = np.zeros((MID, MID), np.float32)
+    thick[:, 30:50] = 1.0  # a 20 px marker
+    assert THIN <= stroke_width(normalise_strokes(thick) > 0.5) <= THICK
+    uneven = np.zeros((MID, MID), np.float32)
+    uneven[:, 30:42] = 0.5
+    uneven[:, 35] = 0.9  # a brighter core, under a tenth of the stroke
+    assert normalise_strokes(uneven).max() == 1.0  # no sample value above 1
+
+
+def test_stroke_width_of_a_long_band_is_its_width() -> None:
+    assert stroke_width(np.ones((400, 6), bool)) == pytest.approx(6, abs=0.1)
+    assert stroke_width(np.zeros((10, 10), bool)) == 0.0
+
+
+def test_tight_crops_to_the_ink_above_the_floor() -> None:
+    patch = np.zeros((10, 12), np.float32)
+    patch[2:5, 3:8] = 0.9
+    patch[8, 10] = 0.01  # below the floor: not ink
+    np.testing.assert_array_equal(tight(patch), patch[2:5, 3:8])
+    blank = np.zeros((4, 4), np.float32)
+    assert tight(blank) is blank
+
+
 def test_a_blank_picture_has_no_sample_and_no_box() -> None:
     samples = to_mnist_many([Picture(np.full((40, 40), 255, np.uint8))])
     assert samples.blank == [True] and samples.boxes == [None]
@@ -126,6 +155,9 @@ def test_the_box_is_in_the_uploads_pixels() -> None:
     frame[20:60, 30:40] = 255
     boxes = to_mnist_many([Picture(frame, None, 4.0)]).boxes
     assert boxes == [(120, 80, 40, 160)]  # left, top, width, height, times 4
+    photo = np.full((100, 100), 200.0, np.float32)  # a photo: never enlarged, never scaled
+    photo[20:60, 30:40] = 30.0
+    assert to_mnist_many([Picture(photo)]).boxes == [(30, 20, 10, 40)]
 
 
 def test_many_pictures_of_mixed_kinds_keep_their_order() -> None:
@@ -150,6 +182,20 @@ def test_many_pictures_of_mixed_kinds_keep_their_order() -> None:
 def test_fit_keeps_the_aspect_ratio() -> None:
     assert fit(np.ones((100, 50), np.float32), BOX).shape == (20, 10)
     assert fit(np.ones((3, 9), np.float32), BOX).shape == (7, 20)
+    assert fit(np.ones((100, 2), np.float32), BOX).shape == (20, 1)  # a thin 1 stays thin
+    assert fit(np.ones((2, 100), np.float32), BOX).shape == (1, 20)
+
+
+def test_fit_shrinks_by_area_and_enlarges_smoothly() -> None:
+    line = np.zeros((80, 80), np.float32)
+    line[:, 40] = 1.0  # a 1 px stroke, thinner than the 4x reduction
+    small = fit(line, BOX)
+    assert small.sum() * 16 == pytest.approx(line.sum())  # its ink averaged, not lost
+    assert np.count_nonzero(small.max(axis=0)) == 1
+    step = np.zeros((12, 12), np.float32)
+    step[:, 6:] = 1.0
+    big = fit(step, BOX)
+    assert ((big > 0) & (big < 1)).any()  # an anti-aliased edge, not a blocky one
 
 
 def test_centre_by_mass_puts_the_mass_on_14() -> None:
@@ -158,6 +204,35 @@ def test_centre_by_mass_puts_the_mass_on_14() -> None:
     field = centre_by_mass(patch[None])[0]
     assert centre(field) == pytest.approx((14, 14), abs=0.5)
     assert field.sum() == pytest.approx(patch.sum())
+    assert field.dtype == np.float32
+    assert centre_by_mass(np.zeros((1, 28, 28))).dtype == np.float32  # the model's input
+
+
+def test_off_centre_28x28_digits_are_moved_onto_14_and_centred_ones_kept() -> None:
+    centred = centre_by_mass(a_digit()[None] / np.float32(255))[0]
+    dot = np.zeros((28, 28), np.float32)
+    dot[3, 5] = 0.5  # a faint mark: a mass under 1 is moved all the same
+    stack = np.stack(
+        [
+            centred,
+            np.roll(centred, -1, axis=0),  # one row high
+            np.roll(centred, -1, axis=1),  # one column left
+            np.roll(centred, (-3, 2), axis=(0, 1)),
+            dot,
+        ]
+    )
+    fields = centre_by_mass(stack)
+    for field in fields[:4]:
+        np.testing.assert_array_equal(field, centred)
+    assert fields[4][14, 14] == 0.5 and fields[4].sum() == 0.5
+
+
+def test_a_28x28_patch_moved_sideways_keeps_its_edge_rows() -> None:
+    bar = np.zeros((28, 28), np.float32)
+    bar[:, 3] = 1.0  # top to bottom: centred in height, 11 px left of centre
+    fields = centre_by_mass(np.stack([bar, bar.T]))
+    np.testing.assert_array_equal(fields[0], np.roll(bar, 11, axis=1))
+    np.testing.assert_array_equal(fields[1], np.roll(bar.T, 11, axis=0))
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -200,6 +275,28 @@ def test_an_image_enlarged_by_pixel_replication_is_read_at_its_own_resolution() 
     assert true_resolution(photo)[0] is photo
 
 
+def test_only_runs_of_k_or_k_plus_1_lines_are_an_enlargement() -> None:
+    scan = np.random.default_rng(1).integers(0, 256, (8, 8)).astype(np.uint8)
+    twice = np.kron(scan, np.ones((2, 2), np.uint8))  # the smallest enlargement
+    small, factor = true_resolution(twice)
+    np.testing.assert_array_equal(small, scan)
+    assert factor == 2.0
+    for runs in ([1, 2] * 4, [2, 3, 4, 2, 3, 4, 2, 3]):  # some lines repeated; rectangles
+        drawing = np.repeat(np.repeat(scan, runs, axis=0), runs, axis=1)
+        assert true_resolution(drawing)[0] is drawing
+    stretched = np.repeat(scan, 3, axis=0)  # rows repeated, columns not: left as it is
+    assert true_resolution(stretched) == (stretched, 1.0)
+
+
+def test_an_mnist_digit_upload_keeps_its_pixels_only_recentred() -> None:
+    digit = a_digit()
+    expected = centre_by_mass(digit[None] / np.float32(255))[0]
+    for pictures in ([Picture(digit)], [Picture(digit), Picture(digit.T.copy())]):
+        samples = to_mnist_many(pictures)
+        np.testing.assert_array_equal(samples.rows[0].reshape(28, 28), expected)
+        assert samples.boxes[0] == (8, 4, 8, 20)
+
+
 def test_a_replicated_digit_reads_as_the_original_and_boxes_the_upload() -> None:
     frame = np.zeros((40, 30), np.uint8)
     for row in range(8, 32):  # a slanted stroke: no two rows alike
@@ -231,6 +328,7 @@ def test_plain_digits_tells_mnist_digits_from_the_rest_in_a_stack() -> None:
     assert fields[0].max() == 1.0
     for image in stack:  # one image alone goes its own way, to the same answer
         alone_field, alone_box = plain_digit(image)
+        assert alone_field.shape == (28, 28) and alone_field.dtype == np.float32
         together = plain_digits(np.stack([image, image]))
         assert alone_box == together[1][0]
         if alone_box is not None:
@@ -247,13 +345,18 @@ def test_a_light_digit_is_plain_even_when_its_ink_covers_almost_half_the_frame()
 
 
 def test_grey_covering_more_than_half_the_frame_is_not_plain() -> None:
-    """Neither light ink on black (under half the pixels 0) nor dark on white (none 255):
-    the full pipeline's, even though its box is MNIST's size."""
+    """Neither light ink on black (under half the pixels 0) nor dark on white (under half
+    255): the full pipeline's, even though its box is MNIST's size."""
     grey = np.zeros((28, 28), np.uint8)
     grey[3:24, 3:24] = 200  # 56% of the frame
     assert (grey == 0).sum() * 3 >= grey.size
     assert plain_digit(grey)[1] is None
     assert plain_digits(np.stack([grey, grey]))[1] == [None, None]
+    on_white = np.full((28, 28), 255, np.uint8)
+    on_white[3:24, 3:24] = 128  # the same on white: inverted, its ink would be MNIST's size
+    assert (on_white == 255).sum() * 3 >= on_white.size
+    assert plain_digit(on_white)[1] is None
+    assert plain_digits(np.stack([on_white, on_white]))[1] == [None, None]
 
 
 def _box_of(side: int, value: int = 255, count: int | None = None) -> np.ndarray:
