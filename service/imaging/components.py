@@ -137,9 +137,12 @@ def _encloses(
     if not inside:
         return False
     own = (labels[top : top + tall, left : left + wide] == index).astype(np.uint8)
+    # A hand-drawn circle rarely closes: gaps up to a tenth of its box are closed first.
+    k = max(3, round(0.1 * min(wide, tall))) | 1
+    shut = cv2.morphologyEx(np.pad(own, k), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
     # The box's background with a ring of background around it, filled from the ring: what
     # stays 1 is background the outside cannot reach, a hole.
-    reach = np.pad(1 - own, 1, constant_values=1)
+    reach = np.pad(1 - shut[k:-k, k:-k], 1, constant_values=1)
     cv2.floodFill(reach, None, (0, 0), 2)
     holes = reach[1:-1, 1:-1] == 1
     return any(holes[int(centres[j][1]) - top, int(centres[j][0]) - left] for j in inside)

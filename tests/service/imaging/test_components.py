@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from service.imaging.components import find_digit, interior, otsu_threshold
@@ -225,6 +226,21 @@ def test_an_open_stroke_around_a_mark_in_its_opening_is_the_digit_not_a_frame() 
     draw(contrast, 60, 96, 30, 8)  # the mark, under the opening
     digit = find_digit(contrast)
     assert digit is not None and digit.box == (50, 60, 150, 140)
+
+
+def test_a_circle_around_the_digit_is_a_frame_drawn_thin_or_not_quite_closed() -> None:
+    """A 1-px ring drawn with diagonal steps still encloses (the fill is 4-connected, the
+    components 8-connected), and a hand-drawn circle with a small gap still counts as one;
+    a wide gap is an open stroke."""
+    for thickness, gap, enclosed in [(1, 0, True), (3, 6, True), (1, 6, True), (3, 40, False)]:
+        ring = np.zeros((400, 400), np.uint8)
+        cv2.ellipse(ring, (200, 200), (60, 80), 0, gap / 2, 360 - gap / 2, 1, thickness)
+        contrast = paper((400, 400))
+        contrast[ring.astype(bool)] = 0.9
+        draw(contrast, 175, 198, 50, 3)  # a thin 1: less ink than the ring
+        digit = find_digit(contrast)
+        assert digit is not None
+        assert (digit.box == (175, 198, 225, 201)) == enclosed, (thickness, gap, digit.box)
 
 
 def test_a_line_inside_the_page_is_not_the_digit_and_a_thin_digit_is_no_line() -> None:
