@@ -99,4 +99,5 @@ def _refused_part(field: str, part: Part) -> UnsupportedImage | None:
     not parsed: a batch has up to 64 parts."""
     if part.content_type in READ_TYPES:
         return None
-    return refused_type(part.content_type, f"the part {field!r} ({part.filename})", FORMATS)
+    named = "" if part.filename is None else f" ({part.filename})"
+    return refused_type(part.content_type, f"the part {field!r}{named}", FORMATS)

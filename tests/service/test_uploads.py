@@ -54,3 +54,13 @@ def test_a_batch_keeps_each_refusal_in_its_place() -> None:
     assert files[0][1] == files[2][1] == digit_png()
     assert isinstance(files[1][1], UnsupportedImage)
     assert files[1][1].detail.startswith("the part 'files' (b.txt) is 'text/plain'")
+
+
+def test_a_refused_part_without_a_file_name_is_named_by_its_field() -> None:
+    body = (
+        b"--b0undary\r\nContent-Disposition: form-data; name=files\r\n"
+        b"Content-Type: image/svg+xml\r\n\r\n<svg/>\r\n--b0undary--\r\n"
+    )
+    [(name, refused)] = batch_images("multipart/form-data; boundary=b0undary", body, 4)
+    assert name is None and isinstance(refused, UnsupportedImage)
+    assert refused.detail == "the part 'files' is image/svg+xml: send PNG, JPEG, GIF, BMP or WebP"
