@@ -67,7 +67,7 @@ def promotion(
 ) -> Decision:
     """Move `alias` unless the version it names now is better by more than `tolerance` on
     MNIST's test set, or by more than `kind_tolerance` on any kind of real-world upload
-    (compared when both were scored: `real_world` and `current.real_world`)."""
+    both were scored on (`real_world` and `current.real_world`)."""
     if current is None:
         return Decision(True, f"alias {alias!r} was not set")
     version = current.version
@@ -77,8 +77,8 @@ def promotion(
             f"test accuracy {accuracy:.4f} is worse than version {version}'s "
             f"{current.accuracy:.4f} by more than {tolerance}; {alias!r} stays on {version}",
         )
-    compared = real_world is not None and current.real_world is not None
-    worse = kind_regressions(real_world, current.real_world, kind_tolerance) if compared else {}
+    both = (real_world or {}).keys() & (current.real_world or {}).keys()
+    worse = kind_regressions(real_world, current.real_world, kind_tolerance) if both else {}
     if worse:
         listed = ", ".join(f"{k} {new:.1%} (version {version}: {old:.1%})" for k, (new, old) in
                            worse.items())  # fmt: skip
@@ -88,8 +88,9 @@ def promotion(
             f"{kind_tolerance * 100:g} points: {listed}; {alias!r} stays on {version}",
         )
     kinds = (
-        f"; no kind of real-world upload worse by more than {kind_tolerance * 100:g} points"
-        if compared
+        f"; no kind of real-world upload worse by more than {kind_tolerance * 100:g} points "
+        f"({len(both)} compared)"
+        if both
         else ""
     )
     return Decision(

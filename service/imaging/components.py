@@ -129,7 +129,7 @@ def _encloses(
 ) -> bool:
     """Whether component `index` surrounds another holding at least 3% of its ink: that
     one's box lies within its box, and its centre in a hole of it (background the frame of
-    its box cannot reach)."""
+    its box cannot reach, once gaps up to a tenth of the box are closed)."""
     left, top, wide, tall = stats[index, :4].tolist()
     x, y, w, h = stats[:, :4].T
     within = (x > left) & (y > top) & (x + w < left + wide) & (y + h < top + tall)

@@ -47,7 +47,7 @@ def test_a_kind_within_its_tolerance_passes() -> None:
     assert decision.ok
     assert decision.reason == (
         "test accuracy 0.9810 against version 4's 0.9810, not worse by more than 0.002; "
-        "no kind of real-world upload worse by more than 5 points"
+        "no kind of real-world upload worse by more than 5 points (3 compared)"
     )
 
 
@@ -55,6 +55,9 @@ def test_without_figures_on_both_sides_only_mnist_is_compared() -> None:
     candidate = {"uci": 0.10}
     assert promotion(0.9810, Baseline(4, 0.9810), "production", 0.002, candidate).ok
     decision = promotion(0.9810, PRODUCTION, "production", 0.002, None)
+    assert decision.ok and "real-world" not in decision.reason
+    # Scored on different kinds (a renamed kind): nothing compared, nothing claimed.
+    decision = promotion(0.9810, PRODUCTION, "production", 0.002, {"renamed": 0.1})
     assert decision.ok and "real-world" not in decision.reason
 
 

@@ -328,7 +328,18 @@ def test_a_zero_with_a_speck_inside_is_still_the_digit() -> None:
     rows, cols = np.indices((200, 200))
     contrast = paper()
     contrast[np.abs(np.hypot((rows - 100) / 50, (cols - 100) / 30) - 1) < 0.1] = 0.9
-    draw(contrast, 99, 99, 2, 2)  # dust in its middle: not a digit it would frame
+    draw(contrast, 99, 99, 2, 2)  # dust in its middle, under 3% of its ink: nothing it frames
     draw(contrast, 180, 20, 4, 12)  # and a dash far from it
     digit = find_digit(contrast)
     assert digit is not None and digit.box == (46, 68, 155, 133)
+
+
+def test_a_speck_inside_a_small_zero_is_not_what_it_frames() -> None:
+    rows, cols = np.indices((200, 200))
+    contrast = paper()
+    contrast[np.abs(np.hypot(rows - 100, cols - 100) - 5) < 0.5] = 0.9  # 28 px, ink 25
+    contrast[100, 100] = 0.9  # one pixel: a speck, though over 3% of the zero's ink
+    draw(contrast, 170, 30, 3, 4)  # a dash, less ink than the zero
+    # Taken for a frame around the speck, the zero would lose to the dash (too small: None).
+    digit = find_digit(contrast)
+    assert digit is not None and digit.box == (95, 95, 106, 106)
