@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     )
     cache_dir: Path | None = Field(
         None,
-        description="where versions of an s3:// store are downloaded (null: "
-        "mnist-serve-cache in the temp folder)",
+        description="where versions of an s3:// store are downloaded; null: "
+        "mnist-serve-cache in the temp folder",
     )
     model: str = Field("mnist", description="model name: the folder inside the store")
     alias: str = Field("production", description="serve the version this alias names")
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = Field(
         None,
         description="prometheus-client multiprocess folder, emptied of its *.db files at start "
-        "(refused if it holds anything else; null: a new temp folder, removed at exit)",
+        "(refused if it holds anything else); null: a new temp folder, removed at exit",
     )
     pinned_versions: int = Field(2, ge=0, description="other versions kept loaded for ?version=")
     access_log: bool = Field(True, description="log every request (uvicorn's access log)")
