@@ -33,7 +33,7 @@ class StoreError(Exception):
 
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
+    """Hex sha256 of a file, read in chunks; OSError when it cannot be read."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -157,21 +157,38 @@ class Store:
             ) from exc
 
     def verify(self, version: int) -> list[str]:
-        """Problems with a version's files against its manifest; empty when it is intact."""
+        """Problems with a version's files against its manifest; empty when it is intact.
+        The servers' rules (`service.store.verify_folder`): a symbolic link is a problem,
+        never followed, and so is a file that cannot be read."""
         folder = self.version_dir(version)
         try:
-            expected: dict[str, str] = self.manifest(version)["files"]
+            expected = self.manifest(version)["files"]
         except (StoreError, KeyError, TypeError) as exc:
             return [f"{folder / MANIFEST}: no usable file list ({exc})"]
-        actual = checksums(folder)
+        if not isinstance(expected, dict) or not expected:
+            return [f"{folder / MANIFEST}: no usable file list (not a map of file to sha256)"]
+        entries = sorted(folder.rglob("*"))
+        links = [p.relative_to(folder).as_posix() for p in entries if p.is_symlink()]
+        if links:
+            return [f"{name}: a symbolic link, not a file" for name in links]
+        actual = {
+            p.relative_to(folder).as_posix(): p
+            for p in entries
+            if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST
+        }
         problems = [f"{name}: missing" for name in sorted(set(expected) - set(actual))]
         problems += [f"{name}: not in the manifest" for name in sorted(set(actual) - set(expected))]
-        problems += [
-            f"{name}: sha256 {actual[name][:12]}... does not match the manifest's "
-            f"{expected[name][:12]}..."
-            for name in sorted(set(actual) & set(expected))
-            if actual[name] != expected[name]
-        ]
+        for name in sorted(set(actual) & set(expected)):
+            try:
+                digest = sha256_file(actual[name])
+            except OSError as exc:
+                problems.append(f"{name}: unreadable ({exc.strerror})")
+                continue
+            if digest != expected[name]:
+                problems.append(
+                    f"{name}: sha256 {digest[:12]}... does not match the manifest's "
+                    f"{str(expected[name])[:12]}..."
+                )
         return problems
 
     # -- publishing ----------------------------------------------------------------------
@@ -220,8 +237,8 @@ class Store:
 
     def set_alias(self, alias: str, version: int) -> int | None:
         """Point `alias` at `version` (which must exist); returns the version it named."""
-        self.version_dir(version)
         with self._alias_lock():
+            self.version_dir(version)  # under the lock: `prune` cannot remove it meanwhile
             aliases, history = self.aliases(), self._alias_history()
             moved = moved_alias(aliases, history, alias, version)
             if moved is not None:
@@ -243,22 +260,32 @@ class Store:
 
     def prune(self, keep: int) -> tuple[list[int], list[str]]:
         """Delete all but the newest `keep` versions, sparing aliased ones, and leftover
-        staging folders; returns (versions removed, staging folders removed)."""
+        staging folders; returns (versions removed, staging folders removed).
+
+        Under the alias lock: no alias moves to a version being deleted (`set_alias` checks
+        it exists under the same lock), no other prune runs, and no `.tmp-` file of an
+        alias being written is taken for a leftover. Versions are listed once: one
+        published meanwhile is newer than every one this prune considers."""
         if keep < 1:
             raise StoreError(f"--keep must be at least 1, got {keep}")
-        protected = set(self.aliases().values()) | set(self.versions()[-keep:])
-        removed = [v for v in self.versions() if v not in protected]
-        for version in removed:
-            # Rename first, so no reader ever sees a half-deleted version.
-            doomed = self.dir / f"{STAGING_PREFIX}deleted-{version}-{uuid.uuid4().hex}"
-            os.rename(self.dir / str(version), doomed)
-            shutil.rmtree(doomed)
-        cleaned: list[str] = []
-        with contextlib.suppress(BlockingIOError), self._publish_lock(shared=False, wait=False):
-            # Only when no publish holds the lock: its staging folder is not a leftover.
-            for path in self.dir.glob(f"{STAGING_PREFIX}*"):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-                cleaned.append(path.name)
+        with self._alias_lock():
+            versions = self.versions()
+            protected = set(self.aliases().values()) | set(versions[-keep:])
+            removed = [v for v in versions if v not in protected]
+            for version in removed:
+                # Rename first, so no reader ever sees a half-deleted version.
+                doomed = self.dir / f"{STAGING_PREFIX}deleted-{version}-{uuid.uuid4().hex}"
+                os.rename(self.dir / str(version), doomed)
+                shutil.rmtree(doomed)
+            cleaned: list[str] = []
+            with (
+                contextlib.suppress(BlockingIOError),
+                self._publish_lock(shared=False, wait=False),
+            ):
+                # Only when no publish holds the lock: its staging folder is not a leftover.
+                for path in self.dir.glob(f"{STAGING_PREFIX}*"):
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                    cleaned.append(path.name)
         return removed, cleaned
 
     # -- internals -----------------------------------------------------------------------
@@ -283,6 +310,10 @@ class Store:
 
     @contextlib.contextmanager
     def _alias_lock(self) -> Iterator[None]:
+        if not self.dir.is_dir():  # a mistyped --name: say so, create nothing
+            others = sorted(p.name for p in self.root.glob("[!.]*") if p.is_dir())
+            there = f" (models there: {', '.join(others)})" if others else ""
+            raise StoreError(f"no model {self.name!r} in {self.root}{there}")
         with self._lock(".aliases.lock", fcntl.LOCK_EX):
             yield
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -135,6 +137,48 @@ def test_verify_catches_a_tampered_missing_or_extra_file(tmp_path: Path) -> None
     assert "does not match the manifest's" in problems[2]
 
 
+def _link_to_a_copy(folder: Path) -> None:
+    (folder / "model.keras").rename(folder / "copy.keras")
+    (folder / "model.keras").symlink_to(folder / "copy.keras")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["copy.keras"] = manifest["files"]["model.keras"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _files_as(value: object) -> object:
+    def damage(folder: Path) -> None:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").write_text(json.dumps({**manifest, "files": value}))
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (_link_to_a_copy, "model.keras: a symbolic link, not a file"),
+        (_files_as(["model.keras"]), "no usable file list"),
+        (_files_as(None), "no usable file list"),
+        (_files_as(5), "no usable file list"),
+        (_files_as({}), "no usable file list"),
+        (_files_as({"model.keras": 5, "sub/part.bin": None}), "does not match the manifest's 5"),
+    ],
+)
+def test_verify_refuses_what_servers_refuse(tmp_path: Path, damage, problem: str) -> None:
+    """`mnist-models verify` and `promote` pass a version only if the servers would load
+    it (`service.store.verify_folder`): a symlink to an identical copy used to pass, and
+    a file list of another shape was a traceback (review)."""
+    from service.store import verify_folder
+
+    store = Store(tmp_path)
+    publish(store)
+    folder = store.dir / "1"
+    damage(folder)
+    problems = store.verify(1)
+    assert any(problem in p for p in problems), problems
+    assert verify_folder(folder, json.loads((folder / "manifest.json").read_text()))
+
+
 def test_verify_reports_a_broken_manifest(tmp_path: Path) -> None:
     store = Store(tmp_path)
     publish(store)
@@ -166,8 +210,20 @@ def test_alias_to_a_missing_version_is_refused(tmp_path: Path) -> None:
 
 
 def test_rollback_of_an_unset_alias(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    publish(store)
     with pytest.raises(StoreError, match="alias 'staging' is not set"):
-        Store(tmp_path).rollback("staging")
+        store.rollback("staging")
+
+
+def test_a_mistyped_model_name_is_said_and_creates_nothing(tmp_path: Path) -> None:
+    publish(Store(tmp_path))
+    typo = Store(tmp_path, "mnsit")
+    for move in (lambda: typo.set_alias("production", 1), lambda: typo.rollback("production"),
+                 lambda: typo.prune(keep=1)):  # fmt: skip
+        with pytest.raises(StoreError, match=r"no model 'mnsit' in .* \(models there: mnist\)"):
+            move()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist"]
 
 
 def test_prune_keeps_newest_and_aliased(tmp_path: Path) -> None:
@@ -179,6 +235,50 @@ def test_prune_keeps_newest_and_aliased(tmp_path: Path) -> None:
     assert removed == [1, 3, 4]
     assert store.versions() == [2, 5, 6]
     assert publish(store) == 7  # numbers are never reused while newer ones exist
+
+
+def test_an_alias_never_moves_to_a_version_a_prune_is_removing(tmp_path: Path) -> None:
+    """`promote` checks the version exists under the lock `prune` holds: checked before,
+    version 500 of 600 was pruned between the check and the move (review)."""
+    store = Store(tmp_path)
+    publish(store)
+    publish(store)
+    moved: list[object] = []
+    with store._alias_lock():  # a prune in progress, about to remove version 2
+        mover = threading.Thread(target=lambda: moved.append(_attempt(store.set_alias, 2)))
+        mover.start()
+        mover.join(0.5)
+        assert mover.is_alive()  # waits for the lock
+        shutil.rmtree(store.dir / "2")
+    mover.join(10)
+    assert isinstance(moved[0], StoreError) and "no version 2" in str(moved[0])
+    assert store.aliases() == {}
+
+
+def test_prune_waits_for_an_alias_being_written(tmp_path: Path) -> None:
+    """A promote's temporary aliases file is not a leftover to prune's cleanup, nor is
+    another prune's work: prune takes the alias lock."""
+    store = Store(tmp_path)
+    for _ in range(3):
+        publish(store)
+    pruned: list[object] = []
+    with store._alias_lock():
+        (store.dir / ".tmp-aliases.json.abc").write_text("{}")  # being written
+        pruner = threading.Thread(target=lambda: pruned.append(store.prune(keep=1)))
+        pruner.start()
+        pruner.join(0.5)
+        assert pruner.is_alive() and store.versions() == [1, 2, 3]
+        (store.dir / ".tmp-aliases.json.abc").rename(store.dir / "aliases.json")
+    pruner.join(10)
+    assert pruned == [([1, 2], [])]
+    assert store.versions() == [3] and (store.dir / "aliases.json").exists()
+
+
+def _attempt(set_alias: object, version: int) -> object:
+    try:
+        return set_alias("production", version)  # type: ignore[operator]
+    except StoreError as exc:
+        return exc
 
 
 def test_prune_needs_keep_of_at_least_one(tmp_path: Path) -> None:
