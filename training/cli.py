@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from training.data import DataError
@@ -19,6 +20,7 @@ from training.pipeline import GateRefused, Plan, run
 from training.realworld.evaluation import DEFAULT_COUNT, DEFAULT_SEED
 from training.recipes import RECIPES
 from training.store import StoreError
+from training.stores import model_name
 
 EXIT_ERROR = 1
 EXIT_GATE = 3
@@ -54,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--name",
         default="mnist",
+        type=model_name,
         help="model name: the folder inside the store (default: %(default)s)",
     )
     p.add_argument(
@@ -87,16 +90,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--real-world",
-        type=int,
+        type=integer(0, MAX_REAL_WORLD),
         default=DEFAULT_COUNT,
         metavar="N",
         help="uploads per kind in the real-world evaluation (default: %(default)s; 0: none, "
         "the gate compares MNIST alone)",
     )
-    p.add_argument("--real-world-seed", type=_natural, default=DEFAULT_SEED, help=argparse.SUPPRESS)
-    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    p.add_argument("--seed", type=int, help="override the recipe's random seed")
-    p.add_argument("--train-limit", type=int, help="train on the first N images only (tests)")
+    p.add_argument(
+        "--real-world-seed", type=integer(0), default=DEFAULT_SEED, help=argparse.SUPPRESS
+    )
+    p.add_argument("--epochs", type=integer(1), help="override the recipe's epochs")
+    # Keras seeds NumPy's legacy generator too, which takes 0 to 2**32 - 1.
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), help="override the recipe's random seed")
+    p.add_argument(
+        "--train-limit", type=integer(1), help="train on the first N images only (tests)"
+    )
     p.add_argument("--no-savedmodel", action="store_true", help="skip the SavedModel export")
     p.add_argument(
         "--quiet",
@@ -112,10 +120,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="push final metrics here (default: $PUSHGATEWAY_URL; without it they are written "
         "as training-metrics.prom beside the model)",
     )
-    args = p.parse_args(argv)
-    if not 0 <= args.real_world <= MAX_REAL_WORLD:
-        p.error(f"--real-world: must be from 0 to {MAX_REAL_WORLD}")
-    return args
+    return p.parse_args(argv)
 
 
 def fraction(text: str) -> float:
@@ -129,15 +134,21 @@ def fraction(text: str) -> float:
     return value
 
 
-def _natural(text: str) -> int:
-    """An argparse type: an integer, 0 or more (a NumPy seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is below 0")
-    return value
+def integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer from `low`, to `high` if given."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            within = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{text} is not {within}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its default message
+    return parse
 
 
 def _env_path(name: str) -> Path | None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from training.card import real_world_summary, summary
 from training.store import StoreError
-from training.stores import open_store
+from training.stores import model_name, open_store
 
 if TYPE_CHECKING:
     from training.stores import AnyStore
@@ -30,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--name",
         default="mnist",
+        type=model_name,
         help="model name: the folder inside the store (default: %(default)s)",
     )
     sub = p.add_subparsers(dest="command", required=True)
@@ -76,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](store, args)
     except StoreError as exc:
         print(f"mnist-models: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # `mnist-models list | head -1`: the reader has what it wanted. The standard
+        # library's recipe (signal module docs): no traceback when Python flushes at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # a file the store holds: unreadable, read-only, a name too long
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mnist-models: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
 
 

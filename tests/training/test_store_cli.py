@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,6 +135,61 @@ def test_promote_refuses_a_version_that_fails_its_checksums(
     assert out.startswith("warning: --force: version 2 fails its checksums")
     assert out.endswith("'production': 1 -> 2\n")
     assert store.aliases() == {"production": 2}
+
+
+def mnist_models(*args: str, stdout: int = subprocess.PIPE) -> subprocess.CompletedProcess:
+    """`mnist-models ARGS` in a process without root's right to read and write anything (as
+    CI runs: root), so that file permissions apply."""
+    command = [sys.executable, "-m", "training.store_cli", *args]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
+    return subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60)
+
+
+def test_an_unreadable_file_fails_verify_and_promote_in_one_line(store: Store) -> None:
+    (store.dir / "2" / "model.keras").chmod(0)
+    proc = mnist_models("--store", str(store.root), "verify", "2")
+    assert proc.returncode == 1 and not proc.stderr
+    assert proc.stdout == "version 2: FAILED\n  model.keras: unreadable (Permission denied)\n"
+    proc = mnist_models("--store", str(store.root), "promote", "2")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "version 2 fails its checksums (model.keras: unreadable" in proc.stderr
+    assert store.aliases() == {}
+
+
+def test_a_read_only_store_is_one_line_and_nothing_changes(store: Store) -> None:
+    store.set_alias("production", 1)
+    mode = store.dir.stat().st_mode
+    store.dir.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        for command in (["promote", "2"], ["prune", "--keep", "1"]):
+            proc = mnist_models("--store", str(store.root), *command)
+            assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+            assert proc.stderr.endswith(": Permission denied\n")
+    finally:
+        store.dir.chmod(mode)
+    assert store.aliases() == {"production": 1} and store.versions() == [1, 2, 3]
+
+
+def test_a_reader_that_leaves_early_is_no_traceback(store: Store) -> None:
+    read, write = os.pipe()
+    os.close(read)  # `mnist-models list | head -1`, head gone: every write is EPIPE
+    try:
+        proc = mnist_models("--store", str(store.root), "list", stdout=write)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == ""
+
+
+@pytest.mark.parametrize("name", ["../x", ".aliases.lock", "a/b", ""])
+def test_a_name_that_is_no_model_folder_is_refused(
+    store: Store, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run(store, "--name", name, "rollback")
+    assert exit_.value.code == 2
+    assert "argument --name: " in capsys.readouterr().err
+    assert sorted(p.name for p in store.root.iterdir()) == ["mnist"]
 
 
 def test_promote_names_a_version_that_does_not_exist(
