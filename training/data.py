@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import math
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,15 +79,19 @@ def load_npz(path: Path) -> Dataset:
     """Read an .npz holding `x_train, y_train, x_test, y_test` (the keras.datasets layout)."""
     try:
         raw = path.read_bytes()
-        with np.load(path, allow_pickle=False) as archive:
+        # From the bytes read: np.load leaks the file it opened when the zip is damaged.
+        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
             missing = sorted(set(IDX_FILES) - set(archive.files))
             if missing:
                 raise DataError(f"{path}: missing arrays {', '.join(missing)}")
             arrays = {key: archive[key] for key in IDX_FILES}
     except DataError:
         raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # empty, truncated, bad CRC
         raise DataError(f"{path}: cannot read as .npz ({exc})") from exc
+    stored = sorted(key for key, array in arrays.items() if not isinstance(array, np.ndarray))
+    if stored:  # np.load gives the bytes of a member that is no .npy
+        raise DataError(f"{path}: {', '.join(stored)} not stored as NumPy arrays (.npy)")
     files = {path.name: hashlib.sha256(raw).hexdigest()}
     return _validated(arrays, source=str(path), files=files)
 
@@ -118,7 +126,7 @@ def _read_bytes(path: Path) -> bytes:
             with gzip.open(path, "rb") as fh:
                 return fh.read()
         return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from exc
 
 
@@ -132,7 +140,7 @@ def _parse_idx(raw: bytes, path: Path, *, images: bool) -> np.ndarray:
     if found != magic:
         raise DataError(f"{path}: bad IDX magic number 0x{found:08x}, expected 0x{magic:08x}")
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = int(np.prod(dims))
+    expected = math.prod(dims)  # Python integers: NumPy's product of 2**22 * 2**22 * 2**20 is 0
     body = len(raw) - header_len
     if body != expected:
         raise DataError(f"{path}: header says {dims} ({expected} bytes) but holds {body} bytes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,25 @@ def test_corrupt_gzip_is_reported(idx_dir: Path) -> None:
         load_idx_dir(idx_dir)
 
 
+def test_a_gzip_with_corrupt_compressed_data_is_reported(idx_dir: Path) -> None:
+    path = idx_dir / "train-labels-idx1-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    raw[20:40] = b"\xff" * 20  # the deflate stream, not the header: zlib.error
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: cannot read"):
+        load_idx_dir(idx_dir)
+
+
+def test_a_header_whose_sizes_overflow_int64_is_reported(idx_dir: Path) -> None:
+    # 2**22 * 2**22 * 2**20 images: NumPy's product wraps to 0, which an empty body matched.
+    header = (0x803).to_bytes(4, "big") + b"".join(
+        n.to_bytes(4, "big") for n in (2**22, 2**22, 2**20)
+    )
+    (idx_dir / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(header))
+    with pytest.raises(DataError, match=r"header says .* \(18446744073709551616 bytes\) but "):
+        load_idx_dir(idx_dir)
+
+
 def test_image_and_label_counts_must_match(idx_dir: Path) -> None:
     write_idx(idx_dir / "train-labels-idx1-ubyte.gz", synthetic_mnist()["y_train"][:59])
     with pytest.raises(DataError, match=r"\(train\): 60 images but 59 labels"):
@@ -122,6 +142,28 @@ def test_npz_that_is_not_npz(tmp_path: Path) -> None:
     (tmp_path / "mnist.npz").write_text("hello")
     with pytest.raises(DataError, match="mnist.npz: cannot read as .npz"):
         load_npz(tmp_path / "mnist.npz")
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "bad crc", "not npy"])
+def test_a_damaged_npz_is_one_error(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "mnist.npz"
+    np.savez(path, **synthetic_mnist())
+    raw = path.read_bytes()
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "bad crc":
+        with zipfile.ZipFile(path) as archive:
+            member = archive.getinfo("x_test.npy")
+        at = member.header_offset + 30 + len(member.filename) + 200  # inside its data
+        path.write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1 :])
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            for key in IDX_FILES:
+                archive.writestr(key, b"not an array")
+    with pytest.raises(DataError, match="mnist.npz: "):
+        load_npz(path)
 
 
 def test_real_mnist_has_the_official_counts(mnist_dir: Path) -> None:
