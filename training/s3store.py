@@ -122,9 +122,11 @@ class S3Store:
     def verify(self, version: int) -> list[str]:
         """Problems with a version's objects against its manifest; empty when intact."""
         try:
-            expected: dict[str, str] = self.manifest(version)["files"]
+            expected = self.manifest(version)["files"]
         except (KeyError, TypeError) as exc:
             return [f"{MANIFEST}: no usable file list ({exc})"]
+        if not isinstance(expected, dict) or not expected:
+            return [f"{MANIFEST}: no usable file list (not a map of file to sha256)"]
         base = f"{version}/"
         actual = {k[len(base) :] for k in self._keys(base)} - {MANIFEST}
         problems = [f"{name}: missing" for name in sorted(set(expected) - actual)]
@@ -134,7 +136,7 @@ class S3Store:
             if digest != expected[name]:
                 problems.append(
                     f"{name}: sha256 {digest[:12]}... does not match the manifest's "
-                    f"{expected[name][:12]}..."
+                    f"{str(expected[name])[:12]}..."
                 )
         return problems
 

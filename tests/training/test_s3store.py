@@ -3,6 +3,7 @@ create-only writes, manifests written last, aliases moved by compare-and-swap.""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -106,6 +107,15 @@ def test_verify_names_what_differs(store: S3Store) -> None:
     problems = store.verify(1)
     assert problems[0] == "extra.bin: not in the manifest"
     assert problems[1].startswith("model.keras: sha256 ")
+
+
+@pytest.mark.parametrize("files", [["model.keras"], None, 5, {}])
+def test_verify_of_a_file_list_of_another_shape_is_a_problem(store: S3Store, files: object) -> None:
+    publish_layers(store, random_layers(seed=1))
+    manifest = {**store.manifest(1), "files": files}
+    key = store.prefix + "1/manifest.json"
+    store.client.put_object(Bucket=store.bucket, Key=key, Body=json.dumps(manifest).encode())
+    assert store.verify(1) == ["manifest.json: no usable file list (not a map of file to sha256)"]
 
 
 def test_prune_spares_aliased_and_cleans_abandoned_claims(
