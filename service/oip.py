@@ -127,7 +127,7 @@ def parse_request(body: bytes, header_length: str | None, max_batch: int) -> Inf
     when not sent: the body is all JSON)."""
     json_size = _json_size(header_length, len(body))
     sized = header_length is not None
-    header = _json_object(body[:json_size] if sized else body, sized)
+    header = _json_object(body[:json_size] if sized else body, sized, max_batch)
     binary = memoryview(body)[json_size:]
     request_id = header.get("id")
     if request_id is not None and not isinstance(request_id, str):
@@ -149,18 +149,42 @@ def _json_size(header_length: str | None, body_size: int) -> int:
         raise refuse(
             f"Inference-Header-Content-Length must be a number of bytes, not {shown(value)}"
         )
-    if int(value) > body_size:
+    digits = value.lstrip("0") or "0"
+    # Compared as text first: int() refuses more than 4,300 digits (CVE-2020-10735's limit).
+    if len(digits) > len(str(body_size)) or int(digits) > body_size:
+        shown_digits = digits if len(digits) <= 20 else f"{digits[:20]}... ({len(digits)} digits)"
         raise refuse(
-            f"Inference-Header-Content-Length is {int(value)} but the body has {body_size} bytes"
+            f"Inference-Header-Content-Length is {shown_digits} but the body has {body_size} bytes"
         )
-    return int(value)
+    return int(digits)
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _json_object(raw: bytes, sized: bool) -> dict[str, Any]:
+def json_values_bound(raw: bytes) -> int:
+    """An upper bound of the values (numbers, strings, arrays, objects) in the JSON `raw`:
+    in an array or object every value but the first follows a comma. Counted before
+    parsing, in C: 8 MB of `[[],[],...]` made json.loads build 2.7 million lists, 314 MB
+    (review)."""
+    return raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
+
+
+def max_json_values(max_batch: int) -> int:
+    """The most JSON values a request of `max_batch` images needs: its pixels as numbers,
+    nested as 28 rows an image, and a thousand for names, parameters and outputs."""
+    return max_batch * (PIXELS + SIDE + 1) + 1024
+
+
+def _json_object(raw: bytes, sized: bool, max_batch: int) -> dict[str, Any]:
+    values, most = json_values_bound(raw), max_json_values(max_batch)
+    if values > most:
+        raise refuse(
+            f"the inference request has up to {values} JSON values, more than the {most} that "
+            f"{max_batch} images need: send the data as binary tensor data "
+            "(Inference-Header-Content-Length) or fewer values"
+        )
     try:
         header = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
@@ -288,7 +312,11 @@ def _json_numbers(data: object, spec: Tensor, count: int) -> np.ndarray:
     """JSON 'data' (flat, or nested as the tensor's shape) as a flat array of numbers."""
     values = count * int(np.prod(spec.shape[1:]))
     if isinstance(data, list) and len(data) not in (values, count):  # neither flat nor nested
-        raise _wrong_size(spec, count, len(data))
+        shape = [count, *spec.shape[1:]]
+        raise refuse(
+            f"input '{spec.name}' of shape {shape} holds {values} values, flat or nested as its "
+            f"shape; 'data' has {len(data)} items"
+        )
     try:
         array = np.asarray(data) if isinstance(data, list) else None
     except (ValueError, TypeError, OverflowError, RecursionError):

@@ -12,7 +12,13 @@ import pytest
 import tritonclient.http as triton
 
 from service.errors import InvalidInferenceRequest
-from service.oip import encode_response, model_metadata, parse_request
+from service.oip import (
+    encode_response,
+    json_values_bound,
+    max_json_values,
+    model_metadata,
+    parse_request,
+)
 from tests.uploads import digit_png
 
 MAX_BATCH = 64
@@ -127,7 +133,7 @@ ACCEPTED = "'pixels' (FP32 [-1, 784]), 'image' (UINT8 [-1, 28, 28]), 'image_file
         (b"not json", "the inference request is not JSON (Expecting value: line 1 column 1 "
          "(char 0)); binary tensor data needs an Inference-Header-Content-Length"),
         (b"[1]", "the inference request must be a JSON object, not an array"),
-        (b"[" * 100_000, "the inference request is not JSON (maximum recursion depth exceeded "
+        (b"[" * 10_000, "the inference request is not JSON (maximum recursion depth exceeded "
          "while decoding a JSON array from a unicode string); binary tensor data needs an "
          "Inference-Header-Content-Length"),
         (request_json(id=5), "'id' must be a string, not a number"),
@@ -151,7 +157,10 @@ ACCEPTED = "'pixels' (FP32 [-1, 784]), 'image' (UINT8 [-1, 28, 28]), 'image_file
         (_pixels(shape=[0, 784], data=[]),
          "input 'pixels' holds 0 images; send 1 to 64 in one request"),
         (_pixels(shape=[65, 784]), "input 'pixels' holds 65 images; send 1 to 64 in one request"),
-        (_pixels(shape=[2, 784]), "input 'pixels' of shape [2, 784] holds 1568 values, not 784"),
+        (_pixels(shape=[2, 784]), "input 'pixels' of shape [2, 784] holds 1568 values, flat or "
+         "nested as its shape; 'data' has 784 items"),
+        (_pixels(data=[[0] * 392] * 2), "input 'pixels' of shape [1, 784] holds 784 values, flat "
+         "or nested as its shape; 'data' has 2 items"),
         (_pixels(shape=[2, 784], data=[[0] * 700] * 2),
          "input 'pixels' of shape [2, 784] holds 1568 values, not 1400"),
         (_pixels(data=[0] * 783 + ["0"]), "input 'pixels': 'data' must be an array of numbers"),
@@ -249,6 +258,36 @@ def _bytes_tensor(size: int, count: int = 1) -> dict[str, object]:
             "parameters": {"binary_data_size": size}}  # fmt: skip
 
 
+def test_leading_zeros_in_the_header_length_are_a_number_still() -> None:
+    body, length = body_of(triton_input("pixels", np.zeros((1, 784), np.float32), "FP32", True))
+    assert parse_request(body, "0" * 5000 + str(length), MAX_BATCH).samples is not None
+
+
+@pytest.mark.parametrize("empty", [b"[]", b"{}", b'""', b"0"])
+def test_json_of_more_values_than_any_request_needs_is_refused_before_parsing(
+    empty: bytes,
+) -> None:
+    """8 MB of `[[],[],...]` made json.loads build 2.7 million lists (314 MB) before any
+    check (review)."""
+    values = 200_000
+    body = b'{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,784],"data":['
+    body += b",".join([empty] * values) + b"]}]}"
+    assert json_values_bound(body) > values
+    assert refusal(body, max_batch=4) == (
+        f"the inference request has up to {json_values_bound(body)} JSON values, more than the "
+        f"{max_json_values(4)} that 4 images need: send the data as binary tensor data "
+        "(Inference-Header-Content-Length) or fewer values"
+    )
+
+
+def test_the_most_values_a_request_of_max_batch_images_needs_pass() -> None:
+    images = np.zeros((MAX_BATCH, 28, 28), np.uint8).tolist()  # nested: 28 rows an image
+    tensor = {"name": "image", "datatype": "UINT8", "shape": [MAX_BATCH, 28, 28], "data": images}
+    body = json.dumps({"inputs": [tensor], "outputs": [{"name": "digit"}]}).encode()
+    assert json_values_bound(body) <= max_json_values(MAX_BATCH)
+    assert parse_request(body, None, MAX_BATCH).samples.shape == (MAX_BATCH, 784)
+
+
 @pytest.mark.parametrize(
     ("body", "header_length", "message"),
     [
@@ -260,6 +299,10 @@ def _bytes_tensor(size: int, count: int = 1) -> dict[str, object]:
          "not '٣'"),
         (request_json(), "99999999999999999999", "Inference-Header-Content-Length is "
          f"99999999999999999999 but the body has {len(request_json())} bytes"),
+        (request_json(), "9" * 5000, "Inference-Header-Content-Length is 99999999999999999999"
+         f"... (5000 digits) but the body has {len(request_json())} bytes"),  # int() refuses
+        (request_json(), "0" * 5000 + "99999", "Inference-Header-Content-Length is 99999 but "
+         f"the body has {len(request_json())} bytes"),
         (request_json() + b"\x00\x01", str(len(request_json())), "2 bytes follow the JSON but "
          "no input has binary_data_size"),
         (*binary_body(_bytes_tensor(9), prefixed(b"abcd")), "input 'image_file' has "
