@@ -7,7 +7,10 @@ several writers at once:
   exactly one create it, and the other takes the next;
 - a version is visible once its manifest exists, and the manifest is written last;
 - aliases.json and alias-history.json move by compare-and-swap on their ETag (`If-Match`;
-  `If-None-Match: *` when absent), read again and retried when another writer won.
+  `If-None-Match: *` when absent), read again and retried when another writer won;
+- prune and promote each read after their own write (the manifest deleted, then the
+  aliases read; the alias moved, then the manifest read), so that one sees the other and no
+  alias names a pruned version.
 
 boto3 reads AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION; its
 transfer manager uploads large files in parts (whose ETags are then no MD5: readers check
@@ -198,6 +201,17 @@ class S3Store:
         if moved is None:
             return version
         previous = moved[0].get(alias)
+        if self._get(f"{version}/{MANIFEST}")[0] is None:
+            # A prune removed it after the check above. Checked after the move, as prune
+            # checks the aliases after deleting the manifest: of two strongly consistent
+            # writers each reading after its own write, one sees the other.
+            self._move(
+                lambda aliases, history: _put_back(aliases, history, alias, version, previous)
+            )
+            raise StoreError(
+                f"{self.name}: version {version} was pruned while {alias!r} moved to it; "
+                f"{alias!r} names {previous if previous is not None else 'nothing'} again"
+            )
         self._remember(lambda stack: _appended(stack, previous, version), alias)
         return previous
 
@@ -287,10 +301,20 @@ class S3Store:
             raise StoreError(f"--keep must be at least 1, got {keep}")
         published, claims = self._objects()
         protected = set(self.aliases().values()) | set(sorted(published)[-keep:])
-        removed = [v for v in sorted(published) if v not in protected]
-        for version in removed:
-            self._delete([f"{version}/{MANIFEST}"], relative=True)
+        removed = []
+        for version in sorted(published - protected):
+            key = f"{self.prefix}{version}/{MANIFEST}"
+            manifest, _ = self._get(f"{version}/{MANIFEST}")
+            self._delete([key], relative=False)
+            if version in self.aliases().values():  # a promote moved an alias to it meanwhile
+                if manifest is not None:  # put back (a promote that saw it gone undoes itself)
+                    try:
+                        self.client.put_object(Bucket=self.bucket, Key=key, Body=manifest)
+                    except CLIENT_ERRORS as exc:
+                        raise self._error(key, exc) from exc
+                continue
             self._delete([*self._keys(f"{version}/"), f"{CLAIMS}{version}"], relative=True)
+            removed.append(version)
         cleaned = []
         cutoff = datetime.now(UTC) - ABANDONED_AFTER
         for version, modified in claims.items():
@@ -380,6 +404,18 @@ class S3Store:
         reason = f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
         where = key if key.startswith("s3://") else f"s3://{self.bucket}/{key}"
         return StoreError(f"{where}: {reason}")
+
+
+def _put_back(
+    aliases: dict[str, int], history: dict[str, list[int]], alias: str, moved_to: int,
+    previous: int | None,
+) -> AliasChange | None:  # fmt: skip
+    """The files with `alias` back on `previous` (unset if None), if it still names
+    `moved_to`; None if another writer moved it since."""
+    if aliases.get(alias) != moved_to:
+        return None
+    rest = {name: v for name, v in aliases.items() if name != alias}
+    return AliasChange(rest if previous is None else {**rest, alias: previous}, history)
 
 
 def _appended(stack: list[int], previous: int | None, version: int) -> list[int]:
