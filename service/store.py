@@ -144,9 +144,8 @@ def verify_folder(folder: Path, manifest: dict[str, Any]) -> list[str]:
     links = sorted(p.relative_to(folder).as_posix() for p in entries if p.is_symlink())
     if links:
         return [f"{name}: a symbolic link, not a file" for name in links]
-    actual = {
-        p.relative_to(folder).as_posix(): p for p in entries if p.is_file() and p.name != MANIFEST
-    }
+    files = {p.relative_to(folder).as_posix(): p for p in entries if p.is_file()}
+    actual = {name: path for name, path in files.items() if name != MANIFEST}  # its own only
     problems = [f"{name}: missing" for name in sorted(set(expected) - set(actual))]
     problems += [f"{name}: not in manifest" for name in sorted(set(actual) - set(expected))]
     for name in sorted(set(actual) & set(expected)):

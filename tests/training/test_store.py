@@ -179,6 +179,24 @@ def test_verify_refuses_what_servers_refuse(tmp_path: Path, damage, problem: str
     assert verify_folder(folder, json.loads((folder / "manifest.json").read_text()))
 
 
+def test_a_file_named_manifest_json_below_a_version_is_one_of_its_files(tmp_path: Path) -> None:
+    """Only the version's own manifest.json is left out of the checksums, by both sides:
+    the servers skipped any file of that name, so such a version passed verify and was
+    refused by every server (review)."""
+    from service.store import verify_folder
+
+    store = Store(tmp_path)
+    with store.publishing() as staging:
+        (staging / "model.keras").write_text("weights")
+        (staging / "savedmodel").mkdir()
+        (staging / "savedmodel" / "manifest.json").write_text("{}")
+        store.commit(staging, {})
+    folder = store.dir / "1"
+    assert "savedmodel/manifest.json" in store.manifest(1)["files"]
+    assert store.verify(1) == []
+    assert verify_folder(folder, store.manifest(1)) == []
+
+
 def test_verify_reports_a_broken_manifest(tmp_path: Path) -> None:
     store = Store(tmp_path)
     publish(store)
