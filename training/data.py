@@ -87,7 +87,8 @@ def load_npz(path: Path) -> Dataset:
             arrays = {key: archive[key] for key in IDX_FILES}
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # empty, truncated, bad CRC
+    # Empty, truncated, a bad CRC, a damaged deflate stream (np.savez_compressed, as Keras's).
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise DataError(f"{path}: cannot read as .npz ({exc})") from exc
     stored = sorted(key for key, array in arrays.items() if not isinstance(array, np.ndarray))
     if stored:  # np.load gives the bytes of a member that is no .npy

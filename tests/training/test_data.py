@@ -144,15 +144,21 @@ def test_npz_that_is_not_npz(tmp_path: Path) -> None:
         load_npz(tmp_path / "mnist.npz")
 
 
-@pytest.mark.parametrize("damage", ["empty", "truncated", "bad crc", "not npy"])
+@pytest.mark.parametrize("damage", ["empty", "truncated", "bad crc", "not npy", "bad deflate"])
 def test_a_damaged_npz_is_one_error(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "mnist.npz"
-    np.savez(path, **synthetic_mnist())
+    # Compressed, as Keras's mnist.npz is: its deflate streams can be damaged too.
+    (np.savez_compressed if damage == "bad deflate" else np.savez)(path, **synthetic_mnist())
     raw = path.read_bytes()
     if damage == "empty":
         path.write_bytes(b"")
     elif damage == "truncated":
         path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "bad deflate":
+        with zipfile.ZipFile(path) as archive:
+            member = archive.getinfo("x_train.npy")
+        at = member.header_offset + 30 + len(member.filename) + len(member.extra) + 40
+        path.write_bytes(raw[:at] + b"\xff" * 8 + raw[at + 8 :])
     elif damage == "bad crc":
         with zipfile.ZipFile(path) as archive:
             member = archive.getinfo("x_test.npy")
