@@ -182,8 +182,8 @@ def _json_object(raw: bytes, sized: bool, max_batch: int) -> dict[str, Any]:
     if values > most:
         raise refuse(
             f"the inference request has up to {values} JSON values, more than the {most} that "
-            f"{max_batch} images need: send the data as binary tensor data "
-            "(Inference-Header-Content-Length) or fewer values"
+            f"{max_batch} images need: send at most {max_batch} images, with the data as binary "
+            "tensor data (Inference-Header-Content-Length) or fewer values"
         )
     try:
         header = json.loads(raw, parse_constant=_no_constant)

@@ -275,7 +275,8 @@ def test_json_of_more_values_than_any_request_needs_is_refused_before_parsing(
     assert json_values_bound(body) > values
     assert refusal(body, max_batch=4) == (
         f"the inference request has up to {json_values_bound(body)} JSON values, more than the "
-        f"{max_json_values(4)} that 4 images need: send the data as binary tensor data "
+        f"{max_json_values(4)} that 4 images need: send at most 4 images, with the data as "
+        "binary tensor data "
         "(Inference-Header-Content-Length) or fewer values"
     )
 
