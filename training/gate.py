@@ -87,12 +87,15 @@ def promotion(
             f"real-world uploads read worse than version {version}'s by more than "
             f"{kind_tolerance * 100:g} points: {listed}; {alias!r} stays on {version}",
         )
-    kinds = (
-        f"; no kind of real-world upload worse by more than {kind_tolerance * 100:g} points "
-        f"({len(both)} compared)"
-        if both
-        else ""
-    )
+    if both:
+        kinds = (
+            f"; no kind of real-world upload worse by more than {kind_tolerance * 100:g} points "
+            f"({len(both)} compared)"
+        )
+    elif real_world and current.real_world:
+        kinds = "; real-world figures not compared: no kind of upload scored for both"
+    else:
+        kinds = ""
     return Decision(
         True,
         f"test accuracy {accuracy:.4f} against version {version}'s {current.accuracy:.4f}, "

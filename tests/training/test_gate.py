@@ -56,9 +56,11 @@ def test_without_figures_on_both_sides_only_mnist_is_compared() -> None:
     assert promotion(0.9810, Baseline(4, 0.9810), "production", 0.002, candidate).ok
     decision = promotion(0.9810, PRODUCTION, "production", 0.002, None)
     assert decision.ok and "real-world" not in decision.reason
-    # Scored on different kinds (a renamed kind): nothing compared, nothing claimed.
+    # Scored on different kinds (a renamed kind): nothing compared, and said so.
     decision = promotion(0.9810, PRODUCTION, "production", 0.002, {"renamed": 0.1})
-    assert decision.ok and "real-world" not in decision.reason
+    assert decision.ok and decision.reason.endswith(
+        "; real-world figures not compared: no kind of upload scored for both"
+    )
 
 
 def test_regressions_worst_first_and_only_kinds_both_have() -> None:
