@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import io
+import re
 import struct
 import zlib
 
@@ -14,11 +15,13 @@ from PIL import Image
 from service.errors import ImageTooLarge, UndecodableImage, UnsupportedImage
 from service.imaging import decode as decode_module
 from service.imaging.decode import (
+    MAX_JPEG_SCAN_PIXELS,
     MAX_JPEG_SCANS,
     MAX_JPEG_SEGMENTS,
     MAX_SIDE,
     WORKING_SIZE,
     Picture,
+    check_jpeg_scans,
     declared_pixels,
     decode,
     decode_many,
@@ -388,3 +391,303 @@ def test_png_text_chunks_are_bounded_to_1_mb_in_all() -> None:
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     crc = struct.pack(">I", zlib.crc32(kind + payload))
     return struct.pack(">I", len(payload)) + kind + payload + crc
+
+
+def _transparent_palette_digit() -> Image.Image:
+    """A palette image 40 wide, 60 tall: a black bar (index 1) on index 0, the background."""
+    image = Image.new("P", (40, 60), 0)
+    image.putpalette([255, 255, 255, 0, 0, 0])
+    image.paste(1, (15, 10, 25, 50))
+    return image
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG"])
+def test_a_palette_image_with_a_transparent_background_keeps_its_alpha(fmt: str) -> None:
+    """A GIF or PNG8 whose background colour is transparent: the digit is what is opaque."""
+    data = encode(_transparent_palette_digit(), fmt, transparency=0)
+    assert Image.open(io.BytesIO(data)).mode == "P"
+    picture = decode(data, LIMIT)
+    assert picture.alpha is not None
+    assert picture.alpha[0, 0] == 0 and picture.alpha[30, 20] == 255
+    assert int((picture.alpha == 255).sum()) == 10 * 40
+    assert picture.grey[30, 20] == 0
+
+
+def _stroke_alpha() -> np.ndarray:
+    alpha = np.zeros((20, 30), np.uint8)
+    alpha[5:15, 8:12] = 255
+    return alpha
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "PA",  # palette + alpha
+        "RGBa",  # premultiplied alpha
+    ],
+)
+def test_modes_with_an_alpha_band_keep_it(mode: str) -> None:
+    """Pillow's other modes with alpha, as `_picture` (what `decode` calls on the loaded
+    image) meets them: their alpha is kept, like an RGBA upload's."""
+    alpha = Image.fromarray(_stroke_alpha())
+    if mode == "PA":
+        image = Image.merge("PA", [Image.new("P", alpha.size, 0), alpha])
+    else:
+        image = Image.merge("RGBA", [Image.new("L", alpha.size, 0)] * 3 + [alpha]).convert(mode)
+    picture = decode_module._picture(image, alpha.width)
+    assert picture.alpha is not None
+    np.testing.assert_array_equal(picture.alpha, _stroke_alpha())
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("L", (300, 200), 77),  # beyond the plain-PNG path's working size
+        Image.new("RGB", (40, 60), (77, 77, 77)),
+        _transparent_palette_digit(),  # saved opaque: no transparency
+        Image.new("1", (40, 60), 1),
+    ],
+    ids=["L", "RGB", "P", "1"],
+)
+def test_an_opaque_upload_is_uint8_grey_whatever_its_mode(image: Image.Image) -> None:
+    """uint8 is what `mnist.is_mnist_like` (the 28x28 fast path) and `true_resolution`
+    (pixel-replicated scans) take: an opaque picture must not come out as float32."""
+    picture = decode(encode(image, "PNG"), LIMIT)
+    assert picture.alpha is None
+    assert picture.grey.dtype == np.uint8
+    if image.width <= WORKING_SIZE:
+        np.testing.assert_array_equal(picture.grey, np.asarray(image.convert("L")))
+    else:  # halved
+        assert picture.grey.shape == (100, 150) and (picture.grey == 77).all()
+
+
+def test_a_big_1_bit_scan_is_reduced() -> None:
+    """Pillow cannot reduce a 1-bit image itself: it is made RGB first."""
+    page = Image.new("1", (900, 300), 1)
+    page.paste(0, (0, 0, 450, 300))  # the left half black
+    picture = decode(encode(page, "PNG"), LIMIT)
+    assert picture.grey.shape == (75, 225) and picture.scale == 4.0
+    assert picture.grey[:, :112].max() == 0 and picture.grey[:, 113:].min() == 255
+
+
+def test_an_upload_twice_the_working_size_is_halved() -> None:
+    picture = decode(encode(Image.new("L", (2 * WORKING_SIZE, 100), 90), "PNG"), LIMIT)
+    assert picture.grey.shape == (50, WORKING_SIZE)
+    assert picture.scale == 2.0
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_the_scale_is_the_reduction_whatever_the_orientation(orientation: int) -> None:
+    """A 2000x1000 JPEG is decoded at 1/2 by libjpeg, then reduced 4 times: 8 upload pixels
+    per pixel, along the upright picture's width as along the stored one's."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.new("L", (2000, 1000), 180), "JPEG", exif=exif.tobytes())
+    picture = decode(data, LIMIT)
+    turned = orientation in (5, 6, 7, 8)
+    assert picture.grey.shape == ((250, 125) if turned else (125, 250))
+    assert picture.scale == 8.0
+
+
+@pytest.mark.parametrize("varying", [False, True], ids=["one alpha value", "strokes in alpha"])
+def test_a_big_upload_with_alpha_says_how_much_it_was_reduced(varying: bool) -> None:
+    rgba = np.zeros((512, 1024, 4), np.uint8)
+    rgba[..., 3] = 255
+    if varying:
+        rgba[100:400, 400:600, 3] = 0
+    picture = decode(png(rgba, mode="RGBA"), LIMIT)
+    assert (picture.alpha is not None) == varying
+    assert picture.grey.shape == (128, 256) and picture.scale == 4.0
+
+
+def test_sixteen_bit_greyscale_is_stretched_in_proportion() -> None:
+    wide = np.array([[0, 16384, 32768, 65535]], np.uint16).repeat(3, axis=0)
+    picture = decode(encode(Image.fromarray(wide), "PNG"), LIMIT)
+    np.testing.assert_allclose(picture.grey[0], 255.0 * wide[0] / 65535, atol=0.01)
+
+
+def test_a_faint_sixteen_bit_image_is_stretched_to_full_range() -> None:
+    """Values 0 and 1 of 65535: the 1s are the brightest there is, so 255."""
+    faint = np.array([[0, 1, 1, 0]], np.uint16).repeat(3, axis=0)
+    picture = decode(encode(Image.fromarray(faint), "PNG"), LIMIT)
+    np.testing.assert_array_equal(picture.grey[0], [0.0, 255.0, 255.0, 0.0])
+
+
+def test_a_colour_jpeg_is_read_as_its_stored_luma() -> None:
+    """libjpeg's greyscale output: the Y plane as stored, not RGB rebuilt from the
+    subsampled colour and turned grey again (which differs by several levels)."""
+    rng = np.random.default_rng(0)
+    data = encode(Image.fromarray(rng.integers(0, 256, (64, 64, 3), np.uint8)), "JPEG")
+    stored = Image.open(io.BytesIO(data))
+    stored.draft("YCbCr", stored.size)
+    np.testing.assert_array_equal(decode(data, LIMIT).grey, np.asarray(stored.getchannel("Y")))
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        (0x0112, 3, 1, struct.pack("<H", 0)),
+        (0x0112, 3, 1, struct.pack("<H", 9)),
+        (0x0112, 2, 2, b"6\0"),  # typed ASCII
+        (0x0112, 11, 1, struct.pack("<f", 6.0)),  # typed FLOAT
+    ],
+    ids=["0", "9", "ascii 6", "float 6.0"],
+)
+def test_an_orientation_out_of_range_or_not_an_integer_leaves_the_picture_upright(
+    tag: tuple[int, int, int, bytes],
+) -> None:
+    picture = decode(encode(Image.fromarray(corner_mark()), "PNG", exif=exif_block(tag)), LIMIT)
+    assert picture.grey.shape == (60, 40)
+    assert dark_corner(picture) == pytest.approx((4, 4), abs=1)
+
+
+def test_an_exif_block_pillow_cannot_read_leaves_the_picture_as_stored() -> None:
+    data = encode(Image.fromarray(corner_mark()), "PNG", exif=b"\0\1\2\3 not a TIFF header")
+    assert dark_corner(decode(data, LIMIT)) == pytest.approx((4, 4), abs=1)
+
+
+def test_a_picture_of_exactly_the_pixel_limit_decodes_and_one_more_is_refused() -> None:
+    data = encode(Image.new("RGB", (100, 50), (9, 9, 9)), "BMP")
+    assert decode(data, 5000).grey.shape == (50, 100)
+    with pytest.raises(
+        ImageTooLarge, match=r"^the image is 100x50 = 5000 pixels, over the limit of 4999 pixels"
+    ):
+        decode(data, 4999)
+
+
+def test_a_single_pixel_decodes() -> None:
+    picture = decode(encode(Image.new("RGB", (1, 1), (77, 77, 77)), "BMP"), LIMIT)
+    np.testing.assert_array_equal(picture.grey, [[77]])
+
+
+def test_a_header_pillow_refuses_is_named_with_its_error() -> None:
+    data = bytearray(encode(Image.new("RGB", (4, 4)), "BMP"))
+    data[30] = 9  # the compression field: no such method
+    with pytest.raises(UndecodableImage, match=r"^cannot read the image header \(OSError\)$"):
+        decode(bytes(data), LIMIT)
+
+
+def test_a_png_with_a_broken_animation_chunk_shows_its_default_image() -> None:
+    """Pillow warns (an acTL chunk of 0 frames) and reads the still image: only its
+    decompression-bomb warning is an error."""
+    still = encode(Image.new("RGB", (8, 8), (50, 50, 50)), "PNG")
+    broken = still[:33] + _png_chunk(b"acTL", struct.pack(">II", 0, 0)) + still[33:]
+    with pytest.warns(UserWarning, match="Invalid APNG"):
+        picture = decode(broken, LIMIT)
+    assert picture.grey.shape == (8, 8) and int(picture.grey[0, 0]) == 50
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b'\n\n  <svg xmlns="http://www.w3.org/2000/svg"/>', "SVG"),
+        (b'\r\n\t<?xml version="1.0"?><svg/>', "XML/SVG"),
+        (b" " * 60 + b"<svg/>", "SVG"),  # the tag starts within the first 64 bytes
+    ],
+)
+def test_a_format_after_leading_whitespace_is_named(data: bytes, name: str) -> None:
+    with pytest.raises(
+        UnsupportedImage,
+        match=f"^{re.escape(name)} images are not supported: send PNG, JPEG, GIF, BMP or WebP$",
+    ):
+        decode(data, LIMIT)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\n  <!DOCTYPE html><html><body>7</body></html>", b" " * 61 + b"<svg/>"],
+    ids=["html", "a tag past the first 64 bytes"],
+)
+def test_what_is_not_recognised_is_said_so(data: bytes) -> None:
+    message = "the upload is not a PNG, JPEG, GIF, BMP or WebP image (cannot identify its format)"
+    with pytest.raises(UndecodableImage, match=f"^{re.escape(message)}$"):
+        decode(data, LIMIT)
+
+
+def test_the_empty_upload_is_told_what_to_send() -> None:
+    message = "the upload is empty: send the bytes of a PNG, JPEG, GIF, BMP or WebP image"
+    with pytest.raises(UndecodableImage, match=f"^{re.escape(message)}$"):
+        decode(b"", LIMIT)
+
+
+def test_a_truncated_image_names_the_error_met() -> None:
+    data = encode(Image.new("RGB", (64, 64), (1, 2, 3)), "PNG", compress_level=0)
+    with pytest.raises(
+        UndecodableImage, match=r"^the PNG image is truncated or corrupt \(OSError\)$"
+    ):
+        decode(data[: len(data) // 2], LIMIT)
+
+
+def test_a_jpeg_of_exactly_max_scans_decodes_and_one_more_is_refused() -> None:
+    data = jpeg_repeating_a_scan(16, 1)
+    at_limit = jpeg_repeating_a_scan(16, MAX_JPEG_SCANS - data.count(b"\xff\xda") + 1)
+    assert at_limit.count(b"\xff\xda") == MAX_JPEG_SCANS
+    assert decode(at_limit, LIMIT).grey.shape == (16, 16)
+    over = jpeg_repeating_a_scan(16, MAX_JPEG_SCANS - data.count(b"\xff\xda") + 2)
+    with pytest.raises(ImageTooLarge, match=f"the JPEG has {MAX_JPEG_SCANS + 1} scans"):
+        decode(over, LIMIT)
+
+
+def test_scans_times_pixels_is_allowed_up_to_its_limit_exactly() -> None:
+    check_jpeg_scans(b"\xff\xda" * 4, MAX_JPEG_SCAN_PIXELS // 4)
+    with pytest.raises(ImageTooLarge, match="the JPEG has 4 scans"):
+        check_jpeg_scans(b"\xff\xda" * 4, MAX_JPEG_SCAN_PIXELS // 4 + 1)
+
+
+def test_declared_pixels_past_pillows_bomb_warning() -> None:
+    """Over Pillow's warning threshold (89 MP) and under its error (179 MP): the size is
+    still read."""
+    assert declared_pixels(gif_bomb(10_000)) == 100_000_000
+
+
+def _markers_before_scan(data: bytes) -> int:
+    """The markers of a JPEG as Pillow writes it (each with a length) up to its first
+    start of scan, that one included."""
+    count, position = 1, 2
+    while data[position + 1] != 0xDA:
+        position += 2 + struct.unpack_from(">H", data, position + 2)[0]
+        count += 1
+    return count
+
+
+def _with_before_scan(extra: bytes) -> bytes:
+    """`_jpeg()` with `extra` just before its start of scan (after its tables)."""
+    data = _jpeg()
+    at = data.index(b"\xff\xda")
+    return data[:at] + extra + data[at:]
+
+
+def _empty_comments(count: int) -> bytes:
+    return b"\xff\xfe\x00\x02" * count
+
+
+SEGMENTS = {
+    "empty comments": _empty_comments,
+    "fill bytes": lambda count: b"\xff" * count,
+    "restart markers": lambda count: b"".join(bytes([0xFF, 0xD0 + i % 8]) for i in range(count)),
+    # 1,002 bytes long: both bytes of the length matter
+    "a long comment": lambda count: b"\xff\xfe\x03\xea" + b"x" * 1000 + _empty_comments(count - 1),
+}
+
+
+@pytest.mark.parametrize("kind", SEGMENTS)
+def test_a_jpeg_of_exactly_max_segments_decodes_and_one_more_is_refused(kind: str) -> None:
+    room = MAX_JPEG_SEGMENTS - _markers_before_scan(_jpeg())
+    assert decode(_with_before_scan(SEGMENTS[kind](room)), LIMIT).grey.shape == (64, 64)
+    with pytest.raises(ImageTooLarge, match=f"more than {MAX_JPEG_SEGMENTS} segments"):
+        decode(_with_before_scan(SEGMENTS[kind](room + 1)), LIMIT)
+
+
+@pytest.mark.parametrize("marker", [b"\xff\xd9", b"\xff\x01"], ids=["EOI", "TEM"])
+def test_a_marker_without_a_length_counts_as_one_segment(marker: bytes) -> None:
+    """An end-of-image or TEM marker among the headers (which libjpeg or Pillow then
+    refuse) is two bytes: the segments after it are counted too."""
+    room = MAX_JPEG_SEGMENTS - _markers_before_scan(_jpeg())
+    with pytest.raises(ImageTooLarge, match=f"more than {MAX_JPEG_SEGMENTS} segments"):
+        decode(_with_before_scan(marker + _empty_comments(room)), LIMIT)
+
+
+def test_segments_are_counted_up_to_the_end_of_the_file() -> None:
+    data = b"\xff\xd8" + _empty_comments(MAX_JPEG_SEGMENTS + 1)
+    with pytest.raises(ImageTooLarge, match=f"more than {MAX_JPEG_SEGMENTS} segments"):
+        decode(data, LIMIT)

@@ -58,6 +58,12 @@ def chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
+def grey_png(header: bytes) -> bytes:
+    """A greyscale PNG of 4 rows of 4 zeros with this IHDR body."""
+    idat = chunk(b"IDAT", zlib.compress(b"\0" * 5 * 4))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
+
+
 def short_image_data() -> bytes:
     header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
     idat = zlib.compress(b"\0" * 29 * 10)  # 10 of 28 rows
@@ -78,6 +84,9 @@ def short_image_data() -> bytes:
         png(np.zeros((28, 28), np.uint8))[:-12],  # no IEND
         b"GIF89a" + b"\0" * 40,
         b"",
+        grey_png(struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0) + b"\0"),  # IHDR of 14 bytes
+        grey_png(struct.pack(">IIBBBBB", 0, 4, 8, 0, 0, 0, 0)),
+        grey_png(struct.pack(">IIBBBBB", 4, 0, 8, 0, 0, 0, 0)),
     ],
     ids=[
         "rgb",
@@ -89,6 +98,9 @@ def short_image_data() -> bytes:
         "no-iend",
         "gif",
         "empty",
+        "ihdr-14-bytes",
+        "no-width",
+        "no-height",
     ],  # fmt: skip
 )
 def test_anything_else_is_left_to_the_general_path(data: bytes) -> None:
