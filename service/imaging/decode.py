@@ -203,7 +203,7 @@ def _picture(image: Image.Image, stored_width: int) -> Picture:
     if image.mode in _WIDE:
         image = image.convert("F")  # 16-bit or float: kept wide, stretched below
     elif image.mode not in _KEPT:
-        has_alpha = image.mode in ("PA", "La", "RGBa") or "transparency" in image.info
+        has_alpha = image.mode in ("PA", "RGBa") or "transparency" in image.info
         image = image.convert("RGBA" if has_alpha else "RGB")  # palette, 1-bit, CMYK...
     factor = math.ceil(max(image.size) / WORKING_SIZE)
     if factor > 1:
@@ -216,10 +216,11 @@ def _picture(image: Image.Image, stored_width: int) -> Picture:
         return Picture(values * (255.0 / max(float(values.max()), 1.0)), None, scale)
     if image.mode in ("L", "RGB"):
         return Picture(_pixels(image.convert("L")), None, scale)
-    grey, alpha = np.asarray(image.convert("LA"), dtype=np.float32).transpose(2, 0, 1)
+    grey, alpha = np.asarray(image.convert("LA")).transpose(2, 0, 1)
     if alpha.min() == alpha.max():  # all 0 (a 32-bit BMP), all 255, or any single value
-        return Picture(grey, None, scale)
-    return Picture(grey, alpha, scale)
+        # uint8, as an opaque upload's: what is_mnist_like and true_resolution take.
+        return Picture(np.ascontiguousarray(grey), None, scale)
+    return Picture(grey.astype(np.float32), alpha.astype(np.float32), scale)
 
 
 def check_jpeg_scans(data: bytes, stored_pixels: int) -> None:

@@ -446,8 +446,10 @@ def test_modes_with_an_alpha_band_keep_it(mode: str) -> None:
         Image.new("RGB", (40, 60), (77, 77, 77)),
         _transparent_palette_digit(),  # saved opaque: no transparency
         Image.new("1", (40, 60), 1),
+        Image.new("RGBA", (28, 28), (77, 77, 77, 255)),  # a canvas export: alpha all 255
+        Image.new("RGBA", (28, 28), (77, 77, 77, 0)),  # a 32-bit BMP's: alpha all 0
     ],
-    ids=["L", "RGB", "P", "1"],
+    ids=["L", "RGB", "P", "1", "RGBA opaque", "RGBA alpha 0"],
 )
 def test_an_opaque_upload_is_uint8_grey_whatever_its_mode(image: Image.Image) -> None:
     """uint8 is what `mnist.is_mnist_like` (the 28x28 fast path) and `true_resolution`
