@@ -269,9 +269,18 @@ def orientation(image: Image.Image) -> int:
     Not `ImageOps.exif_transpose`: it rewrites the EXIF block of the image it returns and
     raises on malformed tags (838 of 3,000 fuzzed blocks that held an orientation, issue
     13's note), while only the orientation matters here, and a broken EXIF block must not
-    fail the pixels. The transforms are its table (`_UPRIGHT`)."""
+    fail the pixels. The transforms are its table (`_UPRIGHT`).
+
+    Only the EXIF block counts (a JPEG's APP1, a PNG's eXIf, a WebP's EXIF chunk), as in
+    browsers: not `Image.getexif()`, which also takes an orientation from XMP or a PNG
+    text chunk, that neither browsers nor the plain-PNG path (`png`) read."""
+    block = image.info.get("exif")
+    if not block:
+        return 1
     try:
-        value = image.getexif().get(0x0112, 1)
+        exif = Image.Exif()
+        exif.load(block)
+        value = exif.get(0x0112, 1)
     except Exception:  # any failure to read EXIF means "no orientation", never an error
         return 1
     return value if isinstance(value, int) and value in _UPRIGHT else 1

@@ -84,6 +84,30 @@ def test_a_plain_grey_png_with_exif_is_turned_too() -> None:
     assert picture.grey.shape == (40, 60)
 
 
+@pytest.mark.parametrize("mode", ["L", "RGB"])  # the plain-PNG path, and Pillow's
+@pytest.mark.parametrize("where", ["XML:com.adobe.xmp", "Raw profile type exif"])
+def test_an_orientation_outside_the_exif_block_is_not_applied(mode: str, where: str) -> None:
+    """Browsers turn a picture by its EXIF block alone, and so does the plain-PNG path:
+    Pillow's getexif() also reads XMP and ImageMagick's text chunk, so the same file was
+    turned or not by its colour mode (mutation review)."""
+    from PIL import PngImagePlugin
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    text = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-'
+        'rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+        'tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+        if where.startswith("XML")
+        else "\nexif\n" + str(len(exif.tobytes()) + 6) + "\n" + (b"Exif\0\0" + exif.tobytes()).hex()
+    )
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(where, text) if where.startswith("XML") else info.add_text(where, text)
+    data = encode(Image.fromarray(corner_mark()).convert(mode), "PNG", pnginfo=info)
+    assert Image.open(io.BytesIO(data)).getexif().get(0x0112) == 6  # what Pillow would do
+    assert decode(data, LIMIT).grey.shape == (60, 40)
+
+
 def test_bmp_whose_alpha_is_all_zero_is_read_opaque() -> None:
     grey = corner_mark()
     rgba = np.dstack([grey, grey, grey, np.zeros_like(grey)])
