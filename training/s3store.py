@@ -50,6 +50,7 @@ from training.store import (
 )
 
 CLAIMS = ".claims/"
+PRUNE_LOCK = ".prune-lock"  # held by the one prune running: two interleaved ones lost files
 CLIENT_CONFIG = botocore.config.Config(
     connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 5}
 )
@@ -209,8 +210,8 @@ class S3Store:
                 lambda aliases, history: _put_back(aliases, history, alias, version, previous)
             )
             raise StoreError(
-                f"{self.name}: version {version} was pruned while {alias!r} moved to it; "
-                f"{alias!r} names {previous if previous is not None else 'nothing'} again"
+                f"{self.name}: version {version} was being pruned as {alias!r} moved to it; "
+                f"{alias!r} not moved"
             )
         self._remember(lambda stack: _appended(stack, previous, version), alias)
         return previous
@@ -299,12 +300,19 @@ class S3Store:
         ago left; returns (versions removed, leftovers removed)."""
         if keep < 1:
             raise StoreError(f"--keep must be at least 1, got {keep}")
+        with self._prune_lock():
+            return self._prune(keep)
+
+    def _prune(self, keep: int) -> tuple[list[int], list[str]]:
         published, claims = self._objects()
         protected = set(self.aliases().values()) | set(sorted(published)[-keep:])
         removed = []
         for version in sorted(published - protected):
             key = f"{self.prefix}{version}/{MANIFEST}"
-            manifest, _ = self._get(f"{version}/{MANIFEST}")
+            try:
+                manifest, _ = self._get(f"{version}/{MANIFEST}")
+            except StoreError:  # over 1 MB, unreadable: not put back, but still pruned
+                manifest = None
             self._delete([key], relative=False)
             if version in self.aliases().values():  # a promote moved an alias to it meanwhile
                 if manifest is not None:  # put back (a promote that saw it gone undoes itself)
@@ -325,6 +333,27 @@ class S3Store:
         return removed, cleaned
 
     # -- internals -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _prune_lock(self) -> Iterator[None]:
+        """One prune at a time: the lock object is created only if absent (If-None-Match),
+        and deleted at the end. Without it, a second prune deleted the files of a version
+        whose manifest the first put back for a promotion (review)."""
+        key = self.prefix + PRUNE_LOCK
+        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode()
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+        except CLIENT_ERRORS as exc:
+            if _code(exc) not in CONFLICTS:
+                raise self._error(key, exc) from exc
+            raise StoreError(
+                f"{self.location}: another prune is running (s3://{self.bucket}/{key} exists); "
+                "if none is (it was killed), delete that key"
+            ) from exc
+        try:
+            yield
+        finally:
+            self._delete([key], relative=False)
 
     def _objects(self) -> tuple[set[int], dict[int, datetime]]:
         """(versions with a manifest, claimed numbers -> when claimed), from one listing."""

@@ -268,6 +268,8 @@ class Store:
         published meanwhile is newer than every one this prune considers."""
         if keep < 1:
             raise StoreError(f"--keep must be at least 1, got {keep}")
+        if not self.dir.is_dir():
+            return [], []  # nothing published yet: nothing to prune, and nothing created
         with self._alias_lock():
             versions = self.versions()
             protected = set(self.aliases().values()) | set(versions[-keep:])

@@ -177,11 +177,47 @@ def test_a_promote_to_a_version_pruned_meanwhile_is_undone(
         return moved
 
     monkeypatch.setattr(store, "_move", move_then_prune)
-    with pytest.raises(StoreError, match="version 2 was pruned while 'production' moved to it; "
-                       "'production' names 1 again"):  # fmt: skip
+    with pytest.raises(StoreError, match="version 2 was being pruned as 'production' moved to "
+                       "it; 'production' not moved"):  # fmt: skip
         store.set_alias("production", 2)
     assert store.aliases() == {"production": 1}
     assert store._get_history() == {"production": [1]}
+
+
+def test_one_prune_at_a_time(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second prune is refused while one runs (its lock object exists), and the lock goes
+    when the prune ends, failed or not."""
+    for seed in (1, 2, 3):
+        publish_layers(store, random_layers(seed=seed))
+    running: list[object] = []
+    objects = store._objects
+
+    def second_prune_meanwhile() -> object:
+        with pytest.raises(StoreError) as refused:
+            S3Store(store.url, "mnist", client=store.client).prune(keep=1)
+        running.append(refused.value)
+        return objects()
+
+    monkeypatch.setattr(store, "_objects", second_prune_meanwhile)
+    assert store.prune(keep=2) == ([1], [])
+    assert str(running[0]) == (
+        f"{store.location}: another prune is running (s3://{store.bucket}/{store.prefix}"
+        ".prune-lock exists); if none is (it was killed), delete that key"
+    )
+    assert ".prune-lock" not in keys(store)
+    monkeypatch.setattr(store, "_objects", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        store.prune(keep=1)
+    assert ".prune-lock" not in keys(store)
+
+
+def test_prune_removes_a_version_whose_manifest_is_too_big_to_read(store: S3Store) -> None:
+    for seed in (1, 2):
+        publish_layers(store, random_layers(seed=seed))
+    key = store.prefix + "1/manifest.json"
+    store.client.put_object(Bucket=store.bucket, Key=key, Body=b" " * (2 << 20) + b"{}")
+    assert store.prune(keep=1) == ([1], [])
+    assert store.versions() == [2]
 
 
 def test_unreachable_store_fails_before_training(s3_server: S3Server) -> None:
