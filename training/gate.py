@@ -69,7 +69,7 @@ def promotion(
     MNIST's test set, or by more than `kind_tolerance` on any kind of real-world upload
     both were scored on (`real_world` and `current.real_world`)."""
     if current is None:
-        return Decision(True, f"alias {alias!r} was not set")
+        return Decision(True, f"{alias!r} named no version yet")
     version = current.version
     if accuracy < current.accuracy - tolerance:
         return Decision(

@@ -18,7 +18,8 @@ def test_gate_passes_at_the_minimum() -> None:
 
 
 def test_promotes_when_alias_is_unset() -> None:
-    assert promotion(0.5, None, "production", 0.002).ok
+    decision = promotion(0.5, None, "production", 0.002)
+    assert decision.ok and decision.reason == "'production' named no version yet"
 
 
 def test_promotes_within_tolerance_of_current() -> None:
