@@ -46,6 +46,7 @@ from training.store import (
     StoreError,
     checksums,
     moved_alias,
+    no_version,
     rolled_back,
 )
 
@@ -108,7 +109,7 @@ class S3Store:
         """The parsed manifest.json of a version; StoreError if there is none."""
         data, _ = self._get(f"{version}/{MANIFEST}")
         if data is None:
-            raise StoreError(f"{self.name}: no version {version} in {self.location}")
+            raise no_version(self.name, version, self.location, self.versions())
         try:
             manifest = json.loads(data)
         except (ValueError, RecursionError) as exc:
@@ -196,8 +197,8 @@ class S3Store:
 
     def set_alias(self, alias: str, version: int) -> int | None:
         """Point `alias` at `version` (which must exist); returns the version it named."""
-        if version not in self.versions():
-            raise StoreError(f"{self.name}: no version {version} in {self.location}")
+        if version not in (versions := self.versions()):
+            raise no_version(self.name, version, self.location, versions)
         moved = self._move(lambda aliases, history: moved_alias(aliases, history, alias, version))
         if moved is None:
             return version

@@ -32,6 +32,13 @@ class StoreError(Exception):
     """The store cannot be read or written, or a version is not what it should be."""
 
 
+def no_version(name: str, version: int, location: str, versions: list[int]) -> StoreError:
+    """The one wording of a version that is not in the store, with those that are."""
+    there = ", ".join(map(str, versions[-10:])) or "none"
+    more = "..., " if len(versions) > 10 else ""
+    return StoreError(f"{name}: no version {version} in {location} (versions: {more}{there})")
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks; OSError when it cannot be read."""
     digest = hashlib.sha256()
@@ -100,7 +107,9 @@ def rolled_back(
     while stack and stack[-1] == aliases[alias]:
         stack.pop()
     if not stack:
-        raise StoreError(f"{name}: alias {alias!r} has no earlier version to go to")
+        gone = sorted({v for v in history.get(alias, []) if v not in existing})
+        pruned = f" (it named {', '.join(map(str, gone))}, since pruned)" if gone else ""
+        raise StoreError(f"{name}: alias {alias!r} has no earlier version to go to{pruned}")
     return AliasChange({**aliases, alias: stack[-1]}, {**history, alias: stack})
 
 
@@ -131,7 +140,7 @@ class Store:
         """The folder of a published version; StoreError if there is none."""
         path = self.dir / str(version)
         if version < 1 or not path.is_dir():
-            raise StoreError(f"{self.name}: no version {version} in {self.dir}")
+            raise no_version(self.name, version, str(self.dir), self.versions())
         return path
 
     def manifest(self, version: int) -> dict[str, Any]:
@@ -310,12 +319,19 @@ class Store:
         except (OSError, ValueError, RecursionError) as exc:  # [[[[...: nested too deep
             raise StoreError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
 
+    def models(self) -> list[str]:
+        """The models in the store's root folder (those of other --name's too)."""
+        return sorted(p.name for p in self.root.glob("[!.]*") if p.is_dir())
+
+    def no_model(self) -> StoreError:
+        """The error for a model with no folder yet, naming the models there."""
+        there = f" (models there: {', '.join(self.models())})" if self.models() else ""
+        return StoreError(f"no model {self.name!r} in {self.root}{there}")
+
     @contextlib.contextmanager
     def _alias_lock(self) -> Iterator[None]:
         if not self.dir.is_dir():  # a mistyped --name: say so, create nothing
-            others = sorted(p.name for p in self.root.glob("[!.]*") if p.is_dir())
-            there = f" (models there: {', '.join(others)})" if others else ""
-            raise StoreError(f"no model {self.name!r} in {self.root}{there}")
+            raise self.no_model()
         with self._lock(".aliases.lock", fcntl.LOCK_EX):
             yield
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from training.card import real_world_summary, summary
-from training.store import StoreError
+from training.store import Store, StoreError, no_version
 from training.stores import model_name, open_store
 
 if TYPE_CHECKING:
@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         store = open_store(args.store, args.name)
+        # A folder store holding other models: this --name is a typo, not an empty store.
+        if isinstance(store, Store) and not store.dir.is_dir() and store.models():
+            raise store.no_model()
         return COMMANDS[args.command](store, args)
     except StoreError as exc:
         print(f"mnist-models: error: {exc}", file=sys.stderr)
@@ -155,8 +158,8 @@ def _check_before_moving(store: AnyStore, version: int, alias: str, force: bool)
 def cmd_promote(store: AnyStore, args: argparse.Namespace) -> int:
     """Point the alias at the version, once its checksums pass, remembering the one it
     named for `rollback`."""
-    if args.version not in store.versions():
-        raise StoreError(f"no version {args.version} in {store.location}")
+    if args.version not in (versions := store.versions()):
+        raise no_version(store.name, args.version, store.location, versions)
     if not _check_before_moving(store, args.version, args.alias, args.force):
         return 1
     previous = store.set_alias(args.alias, args.version)

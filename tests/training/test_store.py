@@ -234,6 +234,18 @@ def test_rollback_of_an_unset_alias(tmp_path: Path) -> None:
         store.rollback("staging")
 
 
+def test_a_rollback_whose_earlier_versions_were_pruned_says_so(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for _ in range(3):
+        publish(store)
+    store.set_alias("staging", 2)
+    store.set_alias("staging", 3)
+    assert store.prune(keep=1) == ([1, 2], [])
+    with pytest.raises(StoreError, match=r"alias 'staging' has no earlier version to go to "
+                       r"\(it named 2, since pruned\)$"):  # fmt: skip
+        store.rollback("staging")
+
+
 def test_a_mistyped_model_name_is_said_and_creates_nothing(tmp_path: Path) -> None:
     publish(Store(tmp_path))
     typo = Store(tmp_path, "mnsit")

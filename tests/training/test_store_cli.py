@@ -79,7 +79,32 @@ def test_show_of_a_missing_version_is_one_line(
 ) -> None:
     assert run(store, "show", "9") == 1
     err = capsys.readouterr().err
-    assert err == f"mnist-models: error: mnist: no version 9 in {store.dir}\n"
+    assert err == f"mnist-models: error: mnist: no version 9 in {store.dir} (versions: 1, 2, 3)\n"
+
+
+def test_every_command_words_a_missing_version_alike(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (["show", "9"], ["promote", "9"], ["verify", "9"]):
+        assert run(store, *command) == 1
+        assert capsys.readouterr().err == (
+            f"mnist-models: error: mnist: no version 9 in {store.dir} (versions: 1, 2, 3)\n"
+        )
+
+
+@pytest.mark.parametrize("command", [["list"], ["verify"], ["show", "1"]])
+def test_a_mistyped_name_beside_other_models_is_an_error(
+    store: Store, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--name mnsit list` said 'no versions' and exited 0, `verify` passed (a newcomer)."""
+    assert run(store, "--name", "mnsit", *command) == 1
+    err = capsys.readouterr().err
+    assert err == f"mnist-models: error: no model 'mnsit' in {store.root} (models there: mnist)\n"
+
+
+def test_an_empty_store_is_no_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--store", str(tmp_path), "list"]) == 0
+    assert capsys.readouterr().out == f"no versions in {tmp_path / 'mnist'}\n"
 
 
 def test_promote_then_rollback(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
