@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -20,30 +21,23 @@ if TYPE_CHECKING:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Sub-commands and their flags; MNIST_STORE supplies the default store."""
     p = argparse.ArgumentParser(prog="mnist-models", description=__doc__)
-    default_store = os.environ.get("MNIST_STORE") or "models"
-    p.add_argument(
-        "--store",
-        default=default_store,
-        help="a folder, or s3://BUCKET/PREFIX (AWS_* variables); default: $MNIST_STORE, else "
-        "models",
-    )
-    p.add_argument(
-        "--name",
-        default="mnist",
-        type=model_name,
-        help="model name: the folder inside the store (default: %(default)s)",
-    )
+    _store_options(p, os.environ.get("MNIST_STORE") or "models", "mnist")
+    # Also after the sub-command (`list --store models`): each sub-parser has them too, by
+    # default absent, so as not to undo the main parser's.
+    common = argparse.ArgumentParser(add_help=False)
+    _store_options(common, argparse.SUPPRESS, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="versions, their accuracy, and the aliases naming them")
-    show = sub.add_parser("show", help="a version in a few lines (--json: its whole manifest)")
+    add = functools.partial(sub.add_parser, parents=[common])
+    add("list", help="versions, their accuracy, and the aliases naming them")
+    show = add("show", help="a version in a few lines (--json: its whole manifest)")
     show.add_argument("version", type=int)
     show.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
-    promote = sub.add_parser("promote", help="point an alias at a version")
+    promote = add("promote", help="point an alias at a version")
     promote.add_argument("version", type=int)
     promote.add_argument(
         "--alias", default="production", help="the alias to move (default: %(default)s)"
     )
-    rollback = sub.add_parser("rollback", help="point an alias back at its previous version")
+    rollback = add("rollback", help="point an alias back at its previous version")
     rollback.add_argument(
         "--alias", default="production", help="the alias to move back (default: %(default)s)"
     )
@@ -53,9 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="move the alias even if the version fails its checksums (servers will refuse "
         "to load it)",
     )
-    verify = sub.add_parser("verify", help="check files against manifest checksums")
+    verify = add("verify", help="check files against manifest checksums")
     verify.add_argument("version", type=int, nargs="?")
-    prune = sub.add_parser(
+    prune = add(
         "prune",
         help="delete old versions (never aliased ones) and what killed publishes left behind",
     )
@@ -63,6 +57,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--keep", type=int, required=True, help="the newest versions to keep (required; >= 1)"
     )
     return p.parse_args(argv)
+
+
+def _store_options(parser: argparse.ArgumentParser, store: str, name: str) -> None:
+    parser.add_argument(
+        "--store",
+        default=store,
+        help="a folder, or s3://BUCKET/PREFIX (AWS_* variables); default: $MNIST_STORE, else "
+        "models",
+    )
+    parser.add_argument(
+        "--name",
+        default=name,
+        type=model_name,
+        help="model name: the folder inside the store (default: mnist)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

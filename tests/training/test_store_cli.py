@@ -102,6 +102,16 @@ def test_a_mistyped_name_beside_other_models_is_an_error(
     assert err == f"mnist-models: error: no model 'mnsit' in {store.root} (models there: mnist)\n"
 
 
+def test_store_and_name_may_follow_the_sub_command(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mnist-models list --store models` was 'unrecognized arguments' (a newcomer)."""
+    assert main(["list", "--store", str(store.root), "--name", "mnist"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4  # the header and 3 versions
+    assert main(["--store", "/nowhere", "promote", "2", "--store", str(store.root)]) == 0
+    assert store.aliases() == {"production": 2}  # the later one counts
+
+
 def test_an_empty_store_is_no_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--store", str(tmp_path), "list"]) == 0
     assert capsys.readouterr().out == f"no versions in {tmp_path / 'mnist'}\n"
