@@ -91,7 +91,13 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.drain.install(asyncio.get_running_loop())
         await refresh(registry)
         if registry.current is None:
-            log.warning("no model in %s yet; /readyz stays 503 until one loads", settings.store)
+            # A mistyped --store looks like an empty store: say when the folder is missing.
+            missing = not settings.store.startswith("s3://") and not os.path.isdir(settings.store)
+            log.warning(
+                "no model in %s yet%s; /readyz stays 503 until one loads",
+                settings.store,
+                " (no such folder: a publish creates it)" if missing else "",
+            )
         settle_heap()
         poller = asyncio.create_task(poll_store(registry, settings))
         try:
