@@ -72,7 +72,7 @@ def load_idx_dir(data_dir: Path) -> Dataset:
         raw = _read_bytes(path)
         files[path.name] = hashlib.sha256(raw).hexdigest()
         arrays[key] = _parse_idx(raw, path, images=key.startswith("x"))
-    return _validated(arrays, source=str(data_dir), files=files)
+    return _validated(arrays, source=str(data_dir.resolve()), files=files)
 
 
 def load_npz(path: Path) -> Dataset:
@@ -94,7 +94,7 @@ def load_npz(path: Path) -> Dataset:
     if stored:  # np.load gives the bytes of a member that is no .npy
         raise DataError(f"{path}: {', '.join(stored)} not stored as NumPy arrays (.npy)")
     files = {path.name: hashlib.sha256(raw).hexdigest()}
-    return _validated(arrays, source=str(path), files=files)
+    return _validated(arrays, source=str(path.resolve()), files=files)
 
 
 def load_keras_download() -> Dataset:

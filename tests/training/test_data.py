@@ -37,6 +37,17 @@ def test_fingerprint_is_stable_and_tracks_content(idx_dir: Path) -> None:
     assert load_idx_dir(idx_dir).fingerprint != first
 
 
+def test_the_source_is_recorded_as_an_absolute_path(
+    idx_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest says where the data came from: `../shared/data/mnist` as typed means
+    nothing once read elsewhere (a newcomer)."""
+    monkeypatch.chdir(idx_dir.parent)
+    assert load_idx_dir(Path(idx_dir.name)).source == str(idx_dir.resolve())
+    np.savez(idx_dir.parent / "mnist.npz", **synthetic_mnist())
+    assert load_npz(Path("mnist.npz")).source == str(idx_dir.parent.resolve() / "mnist.npz")
+
+
 def test_missing_folder_names_it(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="nowhere: not a directory"):
         load_data(tmp_path / "nowhere")
