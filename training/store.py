@@ -320,8 +320,9 @@ class Store:
             raise StoreError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
 
     def models(self) -> list[str]:
-        """The models in the store's root folder (those of other --name's too)."""
-        return sorted(p.name for p in self.root.glob("[!.]*") if p.is_dir())
+        """The models in the store's root folder (those of other --name's too): folders
+        holding versions or aliases, not whatever else shares a mount (`lost+found`)."""
+        return sorted(p.name for p in self.root.glob("[!.]*") if _holds_a_model(p))
 
     def no_model(self) -> StoreError:
         """The error for a model with no folder yet, naming the models there."""
@@ -351,6 +352,16 @@ class Store:
         with fh:
             fcntl.flock(fh, mode)
             yield
+
+
+def _holds_a_model(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any(
+            p.name == ALIASES or (VERSION_RE.fullmatch(p.name) and p.is_dir())
+            for p in folder.iterdir()
+        )
+    except OSError:  # unreadable: not ours to name
+        return False
 
 
 def _fsync_dir(path: Path) -> None:

@@ -113,6 +113,9 @@ def test_store_and_name_may_follow_the_sub_command(
 
 
 def test_an_empty_store_is_no_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "lost+found").mkdir()  # a volume mounted as the store: no model
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "7").write_text("a file named like a version")
     assert main(["--store", str(tmp_path), "list"]) == 0
     assert capsys.readouterr().out == f"no versions in {tmp_path / 'mnist'}\n"
 
