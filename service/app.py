@@ -91,13 +91,12 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         app.state.drain.install(asyncio.get_running_loop())
         await refresh(registry)
         if registry.current is None:
-            # A mistyped --store looks like an empty store: say when the folder is missing.
-            missing = not settings.store.startswith("s3://") and not os.path.isdir(settings.store)
-            log.warning(
-                "no model in %s yet%s; /readyz stays 503 until one loads",
-                settings.store,
-                " (no such folder: a publish creates it)" if missing else "",
-            )
+            # A mistyped --store looks like an empty store: say when it is no folder.
+            where, hint = settings.store, ""
+            if not where.startswith("s3://") and not os.path.isdir(where):
+                exists = os.path.exists(where)
+                hint = " (not a folder)" if exists else " (no such folder: a publish creates it)"
+            log.warning("no model in %s yet%s; /readyz stays 503 until one loads", where, hint)
         settle_heap()
         poller = asyncio.create_task(poll_store(registry, settings))
         try:

@@ -12,15 +12,19 @@ from service.app import create_app
 from service.settings import Settings
 
 
-@pytest.mark.parametrize("exists", [True, False])
-def test_nothing_to_serve_says_whether_the_store_folder_exists(
-    tmp_path: Path, exists: bool, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("store", "hint"),
+    [("folder", ""), ("modles", " (no such folder: a publish creates it)"),
+     ("a-file", " (not a folder)")],
+)  # fmt: skip
+def test_nothing_to_serve_says_whether_the_store_is_a_folder(
+    tmp_path: Path, store: str, hint: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """`mnist-serve --store modles` looked like an empty store (a newcomer)."""
-    store = tmp_path / ("models" if exists else "modles")
-    if exists:
-        store.mkdir()
-    with caplog.at_level(logging.WARNING), TestClient(create_app(Settings(store=store))) as client:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a-file").write_text("")
+    settings = Settings(store=tmp_path / store)
+    with caplog.at_level(logging.WARNING), TestClient(create_app(settings)) as client:
         assert client.get("/readyz").status_code == 503
-    hint = " (no such folder: a publish creates it)" if not exists else ""
-    assert f"no model in {store} yet{hint}; /readyz stays 503 until one loads" in caplog.text
+    expected = f"no model in {tmp_path / store} yet{hint}; /readyz stays 503 until one loads"
+    assert expected in caplog.text
