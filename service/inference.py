@@ -271,7 +271,7 @@ async def classify_batch(
     """A BatchItem per file, in order: its prediction or its error (`read_uploads`; a file
     given as its error instead of its bytes is not read)."""
     readable = [i for i, (_, data) in enumerate(files) if not isinstance(data, ServiceError)]
-    datas = [data for _, data in files if not isinstance(data, ServiceError)]
+    datas = [files[i][1] for i in readable]
     readings = await read_uploads(loaded, datas, max_pixels, offload, explain)
     found = predictions(loaded, readings.probabilities, readings.explanations)
     answers = {readable[n]: answer for n, answer in zip(readings.found, found, strict=True)}

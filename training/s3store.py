@@ -309,14 +309,15 @@ class S3Store:
         protected = set(self.aliases().values()) | set(sorted(published)[-keep:])
         removed = []
         for version in sorted(published - protected):
-            key = f"{self.prefix}{version}/{MANIFEST}"
+            name = f"{version}/{MANIFEST}"
             try:
-                manifest, _ = self._get(f"{version}/{MANIFEST}")
+                manifest, _ = self._get(name)
             except StoreError:  # over 1 MB, unreadable: not put back, but still pruned
                 manifest = None
-            self._delete([key], relative=False)
+            self._delete([name], relative=True)
             if version in self.aliases().values():  # a promote moved an alias to it meanwhile
                 if manifest is not None:  # put back (a promote that saw it gone undoes itself)
+                    key = self.prefix + name
                     try:
                         self.client.put_object(Bucket=self.bucket, Key=key, Body=manifest)
                     except CLIENT_ERRORS as exc:
@@ -340,21 +341,15 @@ class S3Store:
         """One prune at a time: the lock object is created only if absent (If-None-Match),
         and deleted at the end. Without it, a second prune deleted the files of a version
         whose manifest the first put back for a promotion (review)."""
-        key = self.prefix + PRUNE_LOCK
-        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode()
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
-        except CLIENT_ERRORS as exc:
-            if _code(exc) not in CONFLICTS:
-                raise self._error(key, exc) from exc
+        if not self._put_if(PRUNE_LOCK, {"host": socket.gethostname(), "pid": os.getpid()}, None):
             raise StoreError(
-                f"{self.location}: another prune is running (s3://{self.bucket}/{key} exists); "
-                "if none is (it was killed), delete that key"
-            ) from exc
+                f"{self.location}: another prune is running (s3://{self.bucket}/{self.prefix}"
+                f"{PRUNE_LOCK} exists); if none is (it was killed), delete that key"
+            )
         try:
             yield
         finally:
-            self._delete([key], relative=False)
+            self._delete([PRUNE_LOCK], relative=True)
 
     def _objects(self) -> tuple[set[int], dict[int, datetime]]:
         """(versions with a manifest, claimed numbers -> when claimed), from one listing."""

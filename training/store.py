@@ -48,13 +48,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def version_files(folder: Path) -> dict[str, Path]:
+    """Every file below `folder` but its own manifest, by POSIX relative path, sorted."""
+    files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {name: path for name, path in files.items() if name != MANIFEST}
+
+
 def checksums(folder: Path) -> dict[str, str]:
     """sha256 of every file below `folder` except the manifest, by POSIX relative path."""
-    return {
-        path.relative_to(folder).as_posix(): sha256_file(path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST
-    }
+    return {name: sha256_file(path) for name, path in version_files(folder).items()}
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -176,15 +178,12 @@ class Store:
             return [f"{folder / MANIFEST}: no usable file list ({exc})"]
         if not isinstance(expected, dict) or not expected:
             return [f"{folder / MANIFEST}: no usable file list (not a map of file to sha256)"]
-        entries = sorted(folder.rglob("*"))
-        links = [p.relative_to(folder).as_posix() for p in entries if p.is_symlink()]
+        links = [
+            p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*")) if p.is_symlink()
+        ]
         if links:
             return [f"{name}: a symbolic link, not a file" for name in links]
-        actual = {
-            p.relative_to(folder).as_posix(): p
-            for p in entries
-            if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST
-        }
+        actual = version_files(folder)
         problems = [f"{name}: missing" for name in sorted(set(expected) - set(actual))]
         problems += [f"{name}: not in the manifest" for name in sorted(set(actual) - set(expected))]
         for name in sorted(set(actual) & set(expected)):
@@ -326,7 +325,8 @@ class Store:
 
     def no_model(self) -> StoreError:
         """The error for a model with no folder yet, naming the models there."""
-        there = f" (models there: {', '.join(self.models())})" if self.models() else ""
+        models = self.models()
+        there = f" (models there: {', '.join(models)})" if models else ""
         return StoreError(f"no model {self.name!r} in {self.root}{there}")
 
     @contextlib.contextmanager
